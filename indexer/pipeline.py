@@ -1,0 +1,450 @@
+"""The writer: files in, catalog rows and embeddings out, one transaction per batch.
+
+Decoding runs ahead in worker processes (`read_photo`), the writer embeds what it has not embedded
+before (content hash + model) and commits rows, embeddings and change records together, so a crash
+loses at most the batch in flight and a restart redoes it (design invariant 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from indexer.catalog.schema import (
+    ADDED,
+    CHANGED,
+    DELETED,
+    FAILED,
+    MOVED,
+    OK,
+    REMOVED,
+    Embedding,
+    Image,
+    Root,
+)
+from indexer.catalog.store import Catalog, ModelIdentity, utcnow
+from indexer.decode import PhotoRead, read_photo
+from indexer.encoder import Encoder
+from indexer.scan import FileEntry, Known, plan_root, root_is_offline
+from indexer.settings import Settings
+from indexer.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+# hook(session, [(image row, its unit vector)], model_id): runs inside the batch's transaction for
+# images whose content is new or changed (tag suggestions use it).
+BatchHook = Callable[[Session, list[tuple[Image, np.ndarray]], int], None]
+
+
+class ModelMismatch(RuntimeError):
+    pass
+
+
+@dataclass
+class Summary:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    embedded: int = 0
+    failed: Counter = field(default_factory=Counter)  # short reason -> count
+    offline: list[str] = field(default_factory=list)
+
+    def merge(self, other: Summary) -> None:
+        for name in ("new", "changed", "unchanged", "moved", "removed", "embedded"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed.update(other.failed)
+        self.offline += other.offline
+
+    def text(self) -> str:
+        parts = [
+            f"{self.new} new",
+            f"{self.changed} changed",
+            f"{self.unchanged} unchanged",
+            f"{self.moved} moved",
+            f"{self.removed} removed",
+            f"{sum(self.failed.values())} failed",
+        ]
+        lines = [", ".join(parts) + f" ({self.embedded} embedded)"]
+        lines += [f"  failed: {n} x {reason}" for reason, n in self.failed.most_common()]
+        lines += [f"  offline root: {r}" for r in self.offline]
+        return "\n".join(lines)
+
+
+def short_reason(error: str) -> str:
+    return error.split(" (", 1)[0]
+
+
+def check_model(catalog: Catalog, identity: ModelIdentity, spec: str) -> int:
+    """The catalog's model id for `identity`; refuse a model other than the catalog's active one."""
+    active = catalog.active_model()
+    if active is None:
+        catalog.set_active_model(identity)
+    elif active != identity:
+        raise ModelMismatch(
+            f"this library's embeddings were made with {active.label} ({active.dim} dimensions), "
+            f"not {identity.label}. Use --model {catalog.active_spec() or active.label}, or switch the "
+            f"library with `photoseek reembed --model {spec}`"
+        )
+    model_id = catalog.model_id(identity)
+    catalog.remember_spec(model_id, spec)
+    assert model_id is not None
+    return model_id
+
+
+class Writer:
+    """The only writer of a catalog (hold indexer.lock.WriterLock while using one)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        encoder: Callable[[], Encoder],
+        hooks: Sequence[BatchHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._encoder_provider = encoder
+        self.hooks = list(hooks)
+        enc = encoder()
+        self.identity = enc.identity
+        self.image_size = enc.image_size
+        self.model_id = check_model(catalog, self.identity, settings.model)
+        self._vectors: VectorIndex | None = None
+
+    # -- whole roots --------------------------------------------------------------------------------
+    def index_roots(self, roots: Iterable[Path], progress: bool = False) -> Summary:
+        total = Summary()
+        for root in roots:
+            total.merge(self.reconcile_root(Path(root), progress))
+        self.save_vectors()
+        return total
+
+    def reconcile_root(self, root: Path, progress: bool = False) -> Summary:
+        """Make the catalog match what is under `root` now."""
+        summary = Summary()
+        root_row = self.catalog.ensure_root(root)
+        known = self._known_under(root_row.id)
+        why = root_is_offline(Path(root_row.path), any(k.status == OK for k in known.values()))
+        if why:
+            log.warning("root %s is offline (%s); its photos are kept", root_row.path, why)
+            self._set_root_online(root_row.id, False)
+            summary.offline.append(f"{root_row.path}: {why}")
+            return summary
+        self._set_root_online(root_row.id, True)
+        plan = plan_root(root_row.path, known, skip=self._own_dirs())
+        summary.unchanged = plan.unchanged
+        claims: dict[str, list[Known]] = {}
+        for k in plan.missing:
+            if k.content_hash and k.status == OK:
+                claims.setdefault(k.content_hash, []).append(k)
+        self._record_unreadable(plan.unreadable, root_row.id, summary)
+        bar = tqdm(
+            total=len(plan.to_read),
+            unit="img",
+            desc=Path(root_row.path).name or "/",
+            disable=not progress,
+            smoothing=0.1,
+        )
+        try:
+            for batch in self._batches(self.read_many(plan.to_read)):
+                self._commit_batch(batch, root_row.id, claims, summary)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        # What no new file took over is gone: unclaimed rows of known content, and the rest.
+        gone = [k.id for ks in claims.values() for k in ks]
+        gone += [k.id for k in plan.missing if not (k.content_hash and k.status == OK)]
+        summary.removed += self._mark_deleted(gone)
+        with self.catalog.session() as s:
+            s.get(Root, root_row.id).last_scan_at = utcnow()
+        return summary
+
+    def index_files(self, paths: Iterable[str], root: Path) -> Summary:
+        """Index specific files under a known root (the watcher's path): new, changed or unchanged."""
+        summary = Summary()
+        root_row = self.catalog.ensure_root(root)
+        entries: list[FileEntry] = []
+        with self.catalog.session() as s:
+            for p in paths:
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    st = None
+                row = s.scalar(select(Image).where(Image.path == p))
+                if (
+                    st
+                    and row
+                    and row.status != DELETED
+                    and row.size == st.st_size
+                    and row.mtime == st.st_mtime
+                ):
+                    summary.unchanged += 1
+                    continue
+                entries.append(FileEntry(p, st.st_size if st else 0, st.st_mtime if st else 0.0))
+        for batch in self._batches(self.read_many(entries)):
+            self._commit_batch(batch, root_row.id, {}, summary)
+        return summary
+
+    # -- reading ------------------------------------------------------------------------------------
+    def read_many(self, entries: Sequence[FileEntry]) -> Iterator[PhotoRead]:
+        return read_many(entries, self.settings, self.image_size)
+
+    def _batches(self, reads: Iterator[PhotoRead]) -> Iterator[list[PhotoRead]]:
+        batch: list[PhotoRead] = []
+        for r in reads:
+            batch.append(r)
+            if len(batch) >= self.settings.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    # -- committing ---------------------------------------------------------------------------------
+    def _embed_missing(self, batch: list[PhotoRead]) -> dict[str, np.ndarray]:
+        """Embed the contents of this batch that have no embedding of this model yet."""
+        wanted = {r.content_hash: r for r in batch if r.error is None and r.content_hash}
+        if not wanted:
+            return {}
+        with self.catalog.session() as s:
+            have = set(
+                s.scalars(
+                    select(Embedding.content_hash).where(
+                        Embedding.model_id == self.model_id, Embedding.content_hash.in_(list(wanted))
+                    )
+                )
+            )
+        todo = [(h, r) for h, r in wanted.items() if h not in have]
+        if not todo:
+            return {}
+        vecs = self._encoder_provider().encode_pixels(np.stack([r.pixels for _, r in todo]))
+        return {h: v for (h, _), v in zip(todo, vecs, strict=True)}
+
+    def _commit_batch(
+        self, batch: list[PhotoRead], root_id: int, claims: dict[str, list[Known]], summary: Summary
+    ) -> None:
+        new_vectors = self._embed_missing(batch)
+        now = utcnow()
+        hooked: list[tuple[Image, np.ndarray]] = []
+        with self.catalog.session() as s:
+            for h, v in new_vectors.items():
+                s.add(
+                    Embedding(
+                        model_id=self.model_id,
+                        content_hash=h,
+                        vector=v.astype(np.float32).tobytes(),
+                        created_at=now,
+                    )
+                )
+            rows = {
+                im.path: im for im in s.scalars(select(Image).where(Image.path.in_([r.path for r in batch])))
+            }
+            for r in batch:
+                row = rows.get(r.path)
+                if r.error is not None:
+                    self._record_failure(s, row, r, root_id, summary)
+                    continue
+                kind = self._place(s, row, r, root_id, claims)
+                summary.new += kind == ADDED
+                summary.changed += kind == CHANGED
+                summary.moved += kind == MOVED
+                if r.content_hash in new_vectors:
+                    hooked.append((self._row_for(s, r.path), new_vectors[r.content_hash]))
+            s.flush()
+            for hook in self.hooks:
+                hook(s, hooked, self.model_id)
+        summary.embedded += len(new_vectors)
+
+    def _row_for(self, s: Session, path: str) -> Image:
+        return s.scalars(select(Image).where(Image.path == path)).one()
+
+    def _place(
+        self, s: Session, row: Image | None, r: PhotoRead, root_id: int, claims: dict[str, list[Known]]
+    ) -> str | None:
+        """Write r's row: update in place, take over a moved/deleted row of the same content, or add."""
+        if row is None and r.content_hash in claims and claims[r.content_hash]:
+            row = s.get(Image, claims[r.content_hash].pop(0).id)  # a file moved within the root
+            kind = MOVED
+        elif row is None:
+            row = s.scalars(
+                select(Image).where(Image.content_hash == r.content_hash, Image.status == DELETED).limit(1)
+            ).first()  # back again: same id, same tags
+            kind = ADDED
+        elif row.status != OK:
+            kind = ADDED
+        else:
+            kind = CHANGED if row.content_hash != r.content_hash else None
+        if row is None:
+            row = Image(path=r.path, root_id=root_id, indexed_at=utcnow())
+            s.add(row)
+        d = r.decoded
+        assert d is not None
+        row.path, row.root_id, row.size, row.mtime = r.path, root_id, r.size, r.mtime
+        row.content_hash, row.format, row.width, row.height = r.content_hash, d.format, d.width, d.height
+        row.taken_at, row.camera, row.note = d.taken_at, d.camera, d.note
+        row.caption, row.generated = d.caption, d.generated
+        row.status, row.error, row.indexed_at = OK, None, utcnow()
+        s.flush()
+        if kind is not None:
+            self.catalog.record_change(s, row.id, kind)
+        return kind
+
+    def _record_failure(
+        self, s: Session, row: Image | None, r: PhotoRead, root_id: int, summary: Summary
+    ) -> None:
+        assert r.error is not None
+        log.warning("skipping %s: %s", r.path, r.error)
+        summary.failed[short_reason(r.error)] += 1
+        if row is None:
+            row = Image(path=r.path, root_id=root_id, indexed_at=utcnow())
+            s.add(row)
+        elif row.status == OK:
+            s.flush()
+            self.catalog.record_change(s, row.id, REMOVED)  # it was searchable; now it is not
+        row.size, row.mtime, row.content_hash = r.size, r.mtime, r.content_hash
+        row.status, row.error, row.indexed_at = FAILED, r.error, utcnow()
+
+    def _record_unreadable(self, entries: list[FileEntry], root_id: int, summary: Summary) -> None:
+        if not entries:
+            return
+        with self.catalog.session() as s:
+            rows = {
+                im.path: im
+                for im in s.scalars(select(Image).where(Image.path.in_([e.path for e in entries])))
+            }
+            for e in entries:
+                self._record_failure(
+                    s, rows.get(e.path), PhotoRead(e.path, 0, 0.0, error=e.error), root_id, summary
+                )
+
+    # -- removals and moves (the watcher calls these too) -------------------------------------------
+    def _mark_deleted(self, ids: list[int]) -> int:
+        removed = 0
+        with self.catalog.session() as s:
+            for image_id in ids:
+                row = s.get(Image, image_id)
+                if row is None or row.status == DELETED:
+                    continue
+                if row.status == OK:
+                    self.catalog.record_change(s, row.id, REMOVED)
+                    removed += 1
+                row.status = DELETED
+        return removed
+
+    def remove_paths(self, paths: Iterable[str]) -> int:
+        """Files or whole folders deleted: their images leave search (rows kept as DELETED)."""
+        ids: list[int] = []
+        with self.catalog.session() as s:
+            for p in paths:
+                prefix = p.rstrip(os.sep) + os.sep
+                ids += s.scalars(
+                    select(Image.id).where((Image.path == p) | Image.path.startswith(prefix, autoescape=True))
+                )
+        return self._mark_deleted(ids)
+
+    def move_path(self, src: str, dst: str, root: Path) -> int:
+        """A file or folder renamed: same ids, same embeddings, same tags; only paths change."""
+        root_id = self.catalog.ensure_root(root).id
+        moved = 0
+        with self.catalog.session() as s:
+            prefix = src.rstrip(os.sep) + os.sep
+            rows = s.scalars(
+                select(Image).where((Image.path == src) | Image.path.startswith(prefix, autoescape=True))
+            )
+            for row in list(rows):
+                new_path = dst if row.path == src else dst.rstrip(os.sep) + os.sep + row.path[len(prefix) :]
+                clash = s.scalar(select(Image).where(Image.path == new_path))
+                if clash is not None and clash.id != row.id:
+                    s.delete(clash)  # the move overwrote a file: the mover's row wins
+                    s.flush()
+                    self.catalog.record_change(s, clash.id, REMOVED)
+                row.path, row.root_id = new_path, root_id
+                if row.status == OK:
+                    self.catalog.record_change(s, row.id, MOVED)
+                moved += 1
+        return moved
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _known_under(self, root_id: int) -> dict[str, Known]:
+        with self.catalog.session() as s:
+            rows = s.execute(
+                select(Image.id, Image.path, Image.size, Image.mtime, Image.status, Image.content_hash).where(
+                    Image.root_id == root_id
+                )
+            ).all()
+        return {r.path: Known(r.id, r.size, r.mtime, r.status, r.content_hash) for r in rows}
+
+    def _set_root_online(self, root_id: int, online: bool) -> None:
+        with self.catalog.session() as s:
+            s.get(Root, root_id).online = online
+
+    def _own_dirs(self) -> set[str]:
+        d = self.settings.data_dir.resolve()
+        return {str(d / "thumbs"), str(d / "vectors")}
+
+    def vectors(self) -> VectorIndex:
+        if self._vectors is None:
+            self._vectors = VectorIndex.open(self.catalog, self.settings.vectors_dir, self.identity)
+        return self._vectors
+
+    def save_vectors(self) -> None:
+        vi = self.vectors()
+        vi.catch_up(self.catalog)
+        vi.save(self.settings.vectors_dir)
+
+
+def read_many(entries: Sequence[FileEntry], settings: Settings, image_size: int) -> Iterator[PhotoRead]:
+    """read_photo over entries, in worker processes when configured; bounded look-ahead."""
+    size, mp = image_size, settings.max_megapixels
+    workers = min(settings.decode_workers(), len(entries))
+    if workers == 0 or len(entries) < 8:  # small jobs: spawning processes costs more
+        for e in entries:
+            yield read_photo(e.path, size, mp)
+        return
+    # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork.
+    ctx = multiprocessing.get_context("spawn")
+    todo = iter(entries)
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(settings.nice,)
+    ) as pool:
+        pending: dict[Future, str] = {}
+        for e in todo:
+            pending[pool.submit(read_photo, e.path, size, mp)] = e.path
+            if len(pending) >= settings.queue_size:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                path = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except Exception as exc:  # a decoder that crashed its worker process
+                    yield PhotoRead(path, 0, 0.0, error=f"decoder crashed ({type(exc).__name__})")
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending[pool.submit(read_photo, nxt.path, size, mp)] = nxt.path
+
+
+def _rows_at(s: Session, paths: list[str]) -> dict[str, Image]:
+    out: dict[str, Image] = {}
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        out.update({im.path: im for im in s.scalars(select(Image).where(Image.path.in_(chunk)))})
+    return out
+
+
+def _worker_init(nice: int) -> None:
+    if nice:
+        os.nice(nice)

@@ -1,0 +1,1 @@
+"""searchd: the search daemon (Flask app served by waitress) and the page in web/."""

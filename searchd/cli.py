@@ -1,0 +1,21 @@
+"""The `photoseek` entry point: the indexer's commands plus those of searchd and generation.
+
+It lives here because dependencies point one way (web -> searchd -> indexer): the indexer's CLI
+cannot import searchd, so the top of the tree assembles the whole command set.
+"""
+
+from __future__ import annotations
+
+from indexer.cli import cli
+
+
+def build_cli():
+    """Attach every feature's commands to the indexer's group (idempotent)."""
+    commands: list = []
+    for command in commands:
+        cli.add_command(command)
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="photoseek")
