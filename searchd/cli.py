@@ -19,3 +19,7 @@ def build_cli():
 
 def main() -> None:
     build_cli()(prog_name="photoseek")
+
+
+if __name__ == "__main__":
+    main()

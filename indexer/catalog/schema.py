@@ -43,7 +43,9 @@ class Root(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime)
     last_scan_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
-    images: Mapped[list[Image]] = relationship(back_populates="root")
+    images: Mapped[list[Image]] = relationship(
+        back_populates="root", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Image(Base):

@@ -1,0 +1,86 @@
+"""Shared fixtures: real components everywhere (toy CLIP, SQLite files, FAISS, files in tmp dirs).
+
+Expensive things are session-scoped and read-only: the toy encoder, a generated library and an index
+of it. A test that changes files or the catalog builds its own from these (see `fresh_library`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Two cores: keep torch from oversubscribing them when tests and decoders run side by side.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+LIBRARY_SIZE = 320
+LIBRARY_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def toy_encoder():
+    import torch
+
+    from indexer.encoder import load_encoder
+
+    torch.set_num_threads(2)
+    return load_encoder("toy", "cpu")
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> Path:
+    """A read-only toy-world library: LIBRARY_SIZE images and manifest.jsonl."""
+    from indexer.toyworld import build_library
+
+    root = tmp_path_factory.mktemp("library")
+    build_library(root, LIBRARY_SIZE, LIBRARY_SEED)
+    return root
+
+
+def read_manifest(root: Path) -> dict[str, dict]:
+    """Absolute path -> manifest record."""
+    out = {}
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        out[str((root / rec["path"]).resolve())] = rec
+    return out
+
+
+def make_settings(data_dir: Path, **overrides):
+    from indexer.settings import Settings
+
+    base = dict(data_dir=data_dir, model="toy", device="cpu", workers=0, batch_size=32, torch_threads=2)
+    base.update(overrides)
+    return Settings(**base)
+
+
+def index_library(data_dir: Path, roots: list[Path], encoder, **overrides):
+    """Run one indexing pass (as `photoseek index` does) and return (settings, catalog, summary)."""
+    from indexer.catalog import open_catalog
+    from indexer.pipeline import Writer
+
+    settings = make_settings(data_dir, **overrides)
+    catalog = open_catalog(data_dir)
+    writer = Writer(settings, catalog, lambda: encoder)
+    summary = writer.index_roots(roots)
+    return settings, catalog, summary
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory, library, toy_encoder):
+    """(settings, catalog) of `library` indexed once with the toy CLIP. Do not modify."""
+    data_dir = tmp_path_factory.mktemp("indexed-data")
+    settings, catalog, summary = index_library(data_dir, [library], toy_encoder)
+    assert summary.new == LIBRARY_SIZE, summary.text()
+    return settings, catalog
+
+
+@pytest.fixture
+def fresh_library(tmp_path, library) -> Path:
+    """A private, writable copy of the session library."""
+    dst = tmp_path / "photos"
+    shutil.copytree(library, dst)
+    return dst

@@ -1,0 +1,113 @@
+"""Re-indexing: unchanged files cost nothing, renames and moves keep ids and embeddings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from indexer.catalog.schema import DELETED, OK, Embedding, Image
+from indexer.pipeline import Writer
+from tests.conftest import LIBRARY_SIZE, make_settings
+
+
+def _writer(data_dir: Path, catalog, encoder) -> Writer:
+    return Writer(make_settings(data_dir), catalog, lambda: encoder)
+
+
+def _rows(catalog) -> dict[str, Image]:
+    with catalog.session() as s:
+        return {im.path: im for im in s.scalars(select(Image))}
+
+
+def test_unchanged_tree_embeds_nothing(tmp_path, fresh_library, toy_encoder):
+    from indexer.catalog import open_catalog
+
+    catalog = open_catalog(tmp_path / "data")
+    first = _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    assert first.new == LIBRARY_SIZE and first.embedded > 0
+    seq = catalog.last_seq()
+    again = _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    assert (again.new, again.changed, again.embedded, again.unchanged) == (0, 0, 0, LIBRARY_SIZE)
+    assert catalog.last_seq() == seq  # nothing that affects search happened
+
+
+def test_touched_file_with_same_content_is_not_reembedded(tmp_path, fresh_library, toy_encoder):
+    from indexer.catalog import open_catalog
+
+    catalog = open_catalog(tmp_path / "data")
+    _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    victim = next(fresh_library.rglob("*.jpg"))
+    os.utime(victim, (1_000_000_000, 1_000_000_000))
+    summary = _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    assert summary.embedded == 0 and summary.changed == 0
+
+
+def test_rename_and_folder_move_keep_ids_and_embeddings(tmp_path, fresh_library, toy_encoder):
+    from indexer.catalog import open_catalog
+
+    catalog = open_catalog(tmp_path / "data")
+    _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    before = _rows(catalog)
+    with catalog.session() as s:
+        n_embeddings = s.scalar(select(func.count()).select_from(Embedding))
+
+    src = sorted(fresh_library.rglob("*.jpg"))[0]
+    renamed = src.with_name("renamed photo ✓.jpg")
+    src.rename(renamed)
+    folder = next(p for p in fresh_library.iterdir() if p.is_dir() and p.name == "Garden")
+    moved_folder = fresh_library / "Archive" / "Garden (old)"
+    moved_folder.parent.mkdir()
+    shutil.move(str(folder), str(moved_folder))
+
+    summary = _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    garden = [p for p in before if f"{os.sep}Garden{os.sep}" in p]
+    assert summary.embedded == 0 and summary.new == 0
+    assert summary.moved == 1 + len(garden) and summary.removed == 0
+    after = _rows(catalog)
+    assert after[str(renamed)].id == before[str(src)].id
+    assert after[str(renamed)].content_hash == before[str(src)].content_hash
+    for old in garden:
+        new = str(moved_folder / Path(old).relative_to(folder))
+        assert after[new].id == before[old].id and after[new].status == OK
+    with catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(Embedding)) == n_embeddings
+        assert s.scalar(select(func.count()).select_from(Image)) == LIBRARY_SIZE
+
+
+def test_deleted_file_leaves_search_and_comes_back_with_its_id(tmp_path, fresh_library, toy_encoder):
+    from indexer.catalog import open_catalog
+
+    catalog = open_catalog(tmp_path / "data")
+    writer = _writer(tmp_path / "data", catalog, toy_encoder)
+    writer.index_roots([fresh_library])
+    victim = sorted(fresh_library.rglob("*.png"))[0]
+    data = victim.read_bytes()
+    old_id = _rows(catalog)[str(victim)].id
+    victim.unlink()
+    summary = writer.index_roots([fresh_library])
+    assert summary.removed == 1
+    assert _rows(catalog)[str(victim)].status == DELETED
+    assert old_id not in set(writer.vectors().search(toy_encoder.encode_texts(["a photo"])[0], 1000)[1])
+
+    restored = fresh_library / "restored.png"
+    restored.write_bytes(data)
+    summary = writer.index_roots([fresh_library])
+    assert summary.embedded == 0
+    assert _rows(catalog)[str(restored)].id == old_id
+
+
+def test_duplicates_are_both_listed_and_share_one_embedding(tmp_path, fresh_library, toy_encoder):
+    from indexer.catalog import open_catalog
+
+    src = sorted(fresh_library.rglob("*.jpg"))[3]
+    twin = fresh_library / "twin.jpg"
+    shutil.copy(src, twin)
+    catalog = open_catalog(tmp_path / "data")
+    summary = _writer(tmp_path / "data", catalog, toy_encoder).index_roots([fresh_library])
+    rows = _rows(catalog)
+    assert summary.new == LIBRARY_SIZE + 1 and summary.embedded == LIBRARY_SIZE
+    assert rows[str(twin)].content_hash == rows[str(src)].content_hash
+    assert rows[str(twin)].id != rows[str(src)].id

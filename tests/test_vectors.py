@@ -1,0 +1,87 @@
+"""The FAISS file is a cache: deleted, corrupt or stale, it is rebuilt from the catalog alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.catalog import open_catalog
+from indexer.pipeline import Writer
+from indexer.vectors import VectorIndex
+from tests.conftest import make_settings
+
+QUERIES = ["a red circle", "a blue square on a grey background", "a yellow star", "a black triangle"]
+
+
+@pytest.fixture
+def built(tmp_path, fresh_library, toy_encoder):
+    data = tmp_path / "data"
+    settings = make_settings(data)
+    catalog = open_catalog(data)
+    writer = Writer(settings, catalog, lambda: toy_encoder)
+    writer.index_roots([fresh_library])
+    return settings, catalog, writer
+
+
+def _answers(vi: VectorIndex, encoder) -> list[tuple[list[int], list[float]]]:
+    out = []
+    for q in encoder.encode_texts(QUERIES):
+        scores, ids = vi.search(q, 20)
+        out.append((ids.tolist(), np.round(scores, 5).tolist()))
+    return out
+
+
+def _reopen(settings, catalog, encoder) -> VectorIndex:
+    return VectorIndex.open(catalog, settings.vectors_dir, encoder.identity)
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "truncate", "flip-byte", "delete-meta"])
+def test_damaged_index_is_rebuilt_with_identical_results(built, toy_encoder, damage, caplog):
+    settings, catalog, writer = built
+    reference = _answers(_reopen(settings, catalog, toy_encoder), toy_encoder)
+    index_path, meta_path = VectorIndex.paths(settings.vectors_dir, toy_encoder.identity)
+    data = index_path.read_bytes()
+    if damage == "delete":
+        index_path.unlink()
+    elif damage == "garbage":
+        index_path.write_bytes(b"not a faiss index" * 100)
+    elif damage == "truncate":
+        index_path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip-byte":
+        index_path.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        meta_path.unlink()
+    rebuilt = _reopen(settings, catalog, toy_encoder)
+    assert len(rebuilt) == len(writer.vectors())
+    assert _answers(rebuilt, toy_encoder) == reference
+
+
+def test_index_behind_the_catalog_catches_up(built, toy_encoder, fresh_library):
+    settings, catalog, writer = built
+    stale = _reopen(settings, catalog, toy_encoder)
+    victim = sorted(fresh_library.rglob("*.jpg"))[0]
+    victim.unlink()
+    writer.index_roots([fresh_library])  # the catalog moves on; `stale` was loaded before
+    assert stale.catch_up(catalog)
+    fresh = _reopen(settings, catalog, toy_encoder)
+    assert len(stale) == len(fresh) == len(writer.vectors())
+    assert _answers(stale, toy_encoder) == _answers(fresh, toy_encoder)
+
+
+def test_saved_index_of_another_model_is_not_used(built, toy_encoder):
+    settings, catalog, _ = built
+    from indexer.catalog.store import ModelIdentity
+
+    foreign = ModelIdentity("other", "weights", "", toy_encoder.identity.dim)
+    assert VectorIndex.load(settings.vectors_dir, foreign, 1) is None
+
+
+def test_filtered_search_only_returns_allowed_ids(built, toy_encoder):
+    settings, catalog, _ = built
+    vi = _reopen(settings, catalog, toy_encoder)
+    q = toy_encoder.encode_texts(["a red circle"])[0]
+    _, all_ids = vi.search(q, 50)
+    allowed = all_ids[10:15]
+    scores, ids = vi.search(q, 10, allowed_ids=allowed)
+    assert set(ids.tolist()) == set(allowed.tolist())
+    assert list(scores) == sorted(scores, reverse=True)
