@@ -1,0 +1,53 @@
+"""Read the `state_dict` out of a taming-transformers `.ckpt` without pytorch-lightning installed.
+
+The published checkpoints are whole pytorch-lightning training states: besides "state_dict" they
+pickle lightning's callback objects (ModelCheckpoint, ...) and sometimes numpy scalars. A plain
+`torch.load` then fails twice over: torch's safe `weights_only` unpickler refuses those classes, and
+the unsafe one needs pytorch-lightning importable. We stay on the safe unpickler and allow each
+foreign class as an inert stand-in of the same name: nothing from the file is ever executed, and
+the tensors come out intact.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+
+class _Inert:
+    """Takes the place of a class we do not have; it accepts and keeps whatever the pickle gives it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+def _stand_in(qualified: str) -> type:
+    module, _, name = qualified.rpartition(".")
+    # The safe unpickler matches allowed globals by f"{__module__}.{__qualname__}".
+    return type(name, (_Inert,), {"__module__": module, "__qualname__": name})
+
+
+def read_checkpoint(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    with torch.serialization.safe_globals([_stand_in(name) for name in foreign]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a `.ckpt` ({"state_dict": {...}, ...}) or of a bare state_dict file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"VQGAN checkpoint {path} does not exist")
+    obj = read_checkpoint(path)
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state_dict of tensors; is it a taming-transformers .ckpt?")
+    return state

@@ -1,0 +1,271 @@
+"""Generation jobs for searchd: a queue persisted in the catalog, run one at a time by one thread.
+
+A job's life: queued -> running -> done | failed | cancelled. The catalog row is the truth (so the
+list survives a restart); the running job's latest preview lives only in memory. One worker thread
+owns the models: the CLIP encoder comes from the caller (searchd shares its own), the VQGAN is
+loaded on the first job and let go after `idle_unload_s` without work, which gives the memory (GPU
+memory, on a GPU box) back to search.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from sqlalchemy import select, update
+
+from generation.optimize import GenerationCancelled, GenerationOptions, generate_image, record_params
+from generation.output import save_generated
+from generation.prompts import parse_prompts
+from generation.vqgan import VQGAN, load_default_vqgan, load_vqgan, parse_vqgan_spec
+from indexer.catalog import Catalog, GenerationJob
+from indexer.catalog.store import utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+INTERRUPTED = "interrupted"  # the error of a job that was running when the process died
+PROGRESS_WRITE_STEP = 0.01  # write progress to the catalog when it moved by this much (not every step)
+PREVIEWS_KEPT = 16  # jobs whose last preview stays in memory
+DEFAULT_PREVIEWS_PER_JOB = 20
+
+
+class UnknownJob(KeyError):
+    pass
+
+
+class JobFinished(ValueError):
+    """The job has already ended; there is nothing to cancel."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        catalog: Catalog,
+        generated_dir: Path,
+        encoder_provider: Callable[[], Any],
+        vqgan_spec: str | None = None,
+        on_result: Callable[[Path], None] | None = None,
+        idle_unload_s: float = 600.0,
+    ) -> None:
+        self.catalog = catalog
+        self.generated_dir = Path(generated_dir)
+        self.encoder_provider = encoder_provider
+        self.vqgan_spec = vqgan_spec  # "CONFIG.yaml,MODEL.ckpt"; None: the shipped tiny VQGAN
+        self.on_result = on_result  # e.g. hand the new PNG to the indexer straight away
+        self.idle_unload_s = idle_unload_s
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._cancel: set[int] = set()
+        self._previews: OrderedDict[int, bytes] = OrderedDict()
+        self._vqgan: VQGAN | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> JobRunner:
+        self.recover_interrupted()
+        self._thread = threading.Thread(target=self._work, name="photoseek-generation", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop after the current step (a running job ends "cancelled") and join the worker."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def recover_interrupted(self) -> int:
+        """Jobs still "running" in the catalog died with a previous process: mark them failed."""
+        with self.catalog.session() as s:
+            result = s.execute(
+                update(GenerationJob)
+                .where(GenerationJob.status == RUNNING)
+                .values(status=FAILED, error=INTERRUPTED, finished_at=utcnow())
+            )
+            return result.rowcount or 0
+
+    # -- API --------------------------------------------------------------------------------------
+    def submit(self, prompt: str, params: dict[str, Any] | None = None) -> int:
+        """Queue a job; ValueError (with a message for the user) when prompt or params are invalid."""
+        params = dict(params or {})
+        parse_prompts(prompt)
+        if params.get("init_image"):
+            raise ValueError("init_image is not accepted by the job API (it would read server files)")
+        GenerationOptions.from_params(params)
+        with self.catalog.session() as s:
+            job = GenerationJob(prompt=prompt, params=json.dumps(params), status=QUEUED, created_at=utcnow())
+            s.add(job)
+            s.flush()
+            job_id = job.id
+        self._wake.set()
+        return job_id
+
+    def get(self, job_id: int) -> dict[str, Any]:
+        with self.catalog.session() as s:
+            job = s.get(GenerationJob, job_id)
+            if job is None:
+                raise UnknownJob(job_id)
+            return self._as_dict(job)
+
+    def list_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.catalog.session() as s:
+            rows = s.scalars(select(GenerationJob).order_by(GenerationJob.id.desc()).limit(limit))
+            return [self._as_dict(job) for job in rows]
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """A queued job is cancelled at once; a running one stops after its current step."""
+        with self.catalog.session() as s:
+            job = s.get(GenerationJob, job_id)
+            if job is None:
+                raise UnknownJob(job_id)
+            if job.status in FINISHED:
+                raise JobFinished(f"job {job_id} is already {job.status}")
+            if job.status == QUEUED:
+                job.status, job.finished_at = CANCELLED, utcnow()
+            else:
+                with self._lock:
+                    self._cancel.add(job_id)
+        return self.get(job_id)
+
+    def latest_preview(self, job_id: int) -> bytes | None:
+        """PNG bytes: the newest preview of a running job, else the finished image, else None."""
+        with self._lock:
+            preview = self._previews.get(job_id)
+        if preview is not None:
+            return preview
+        job = self.get(job_id)
+        if job["status"] == DONE and job["result_path"] and Path(job["result_path"]).is_file():
+            return Path(job["result_path"]).read_bytes()
+        return None
+
+    # -- the worker -------------------------------------------------------------------------------
+    def _work(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            with self._lock:
+                if self._closing:
+                    return
+            job_id = self._claim_next()
+            if job_id is None:
+                self._wake.clear()
+                # Re-check after clearing: a submit between the claim and the clear must not sleep.
+                job_id = self._claim_next()
+            if job_id is None:
+                if self._vqgan is not None and time.monotonic() - idle_since > self.idle_unload_s:
+                    self._release_vqgan()
+                self._wake.wait(timeout=min(self.idle_unload_s, 60.0))
+                continue
+            self._run(job_id)
+            idle_since = time.monotonic()
+
+    def _claim_next(self) -> int | None:
+        with self.catalog.session() as s:
+            queued = select(GenerationJob).where(GenerationJob.status == QUEUED)
+            job = s.scalar(queued.order_by(GenerationJob.id).limit(1))
+            if job is None:
+                return None
+            job.status, job.progress = RUNNING, 0.0
+            return job.id
+
+    def _run(self, job_id: int) -> None:
+        with self.catalog.session() as s:
+            job = s.get(GenerationJob, job_id)
+            assert job is not None
+            prompt, params = job.prompt, json.loads(job.params or "{}")
+        written = [0.0]
+
+        def progress(step: int, total: int, preview) -> None:
+            if preview is not None:
+                self._keep_preview(job_id, preview)
+            fraction = step / total
+            if fraction - written[0] >= PROGRESS_WRITE_STEP or step == total:
+                written[0] = fraction
+                self._set(job_id, progress=fraction)
+
+        def should_stop() -> bool:
+            with self._lock:
+                return self._closing or job_id in self._cancel
+
+        try:
+            options = GenerationOptions.from_params(params)
+            if not options.preview_every:
+                options = GenerationOptions.from_params(
+                    {**params, "preview_every": max(1, options.steps // DEFAULT_PREVIEWS_PER_JOB)}
+                )
+            encoder = self.encoder_provider()
+            vqgan = self._load_vqgan(encoder.device)
+            image = generate_image(encoder, vqgan, prompt, options, progress, should_stop)
+            path = save_generated(image, prompt, record_params(options, encoder, vqgan), self.generated_dir)
+        except GenerationCancelled as exc:
+            log.info("generation job %d cancelled: %s", job_id, exc)
+            self._set(job_id, status=CANCELLED, finished_at=utcnow())
+        except Exception as exc:  # a bad job must never take the worker (or searchd) down
+            log.exception("generation job %d failed", job_id)
+            self._set(job_id, status=FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+        else:
+            self._set(job_id, status=DONE, progress=1.0, result_path=str(path), finished_at=utcnow())
+            if self.on_result is not None:
+                try:
+                    self.on_result(path)
+                except Exception:
+                    log.exception("on_result hook failed for %s", path)
+        finally:
+            with self._lock:
+                self._cancel.discard(job_id)
+
+    def _load_vqgan(self, device: str) -> VQGAN:
+        # Only the worker thread loads or drops the VQGAN, so no lock is needed around it.
+        if self._vqgan is None:
+            if self.vqgan_spec:
+                self._vqgan = load_vqgan(*parse_vqgan_spec(self.vqgan_spec), device=device)
+            else:
+                self._vqgan = load_default_vqgan(device)
+        return self._vqgan
+
+    def _release_vqgan(self) -> None:
+        self._vqgan = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _keep_preview(self, job_id: int, image) -> None:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        with self._lock:
+            self._previews[job_id] = buf.getvalue()
+            self._previews.move_to_end(job_id)
+            while len(self._previews) > PREVIEWS_KEPT:
+                self._previews.popitem(last=False)
+
+    def _set(self, job_id: int, **values: Any) -> None:
+        with self.catalog.session() as s:
+            s.execute(update(GenerationJob).where(GenerationJob.id == job_id).values(**values))
+
+    @staticmethod
+    def _as_dict(job: GenerationJob) -> dict[str, Any]:
+        def iso(t: datetime | None) -> str | None:
+            return None if t is None else t.isoformat() + "Z"
+
+        return {
+            "id": job.id,
+            "prompt": job.prompt,
+            "params": json.loads(job.params or "{}"),
+            "status": job.status,
+            "progress": job.progress,
+            "result_path": job.result_path,
+            "error": job.error,
+            "created_at": iso(job.created_at),
+            "finished_at": iso(job.finished_at),
+        }
