@@ -3,6 +3,16 @@
 FAISS ids are catalog image ids. The index remembers the change sequence it reflects; `catch_up`
 applies later changes, and a missing, corrupt or foreign file is rebuilt from the catalog without
 re-embedding anything (design invariants 1 and 2).
+
+Two kinds of index, chosen from the vector count whenever the index is rebuilt:
+  flat  exact inner product (IndexFlatIP in IndexIDMap2). Up to `approximate_above` vectors.
+  ivf   approximate: IndexIVFFlat, about sqrt(n) lists, NPROBE_FRACTION of them scanned per query.
+        IVF rather than HNSW because on a small CPU it builds in seconds where HNSW takes many
+        minutes at 1M vectors, it costs no memory beyond the vectors, and it removes ids natively
+        (a hashtable direct map), so deletes and catch-up work exactly as with the flat index.
+        recall@10 against exact search is measured in bench/ and tested in test_vectors_approx.py.
+The kind, and the IVF's list count, are re-chosen by a rebuild when the count crosses the threshold
+or has grown 4x since the lists were trained (k-means centroids go stale as a library grows).
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -22,6 +33,36 @@ from indexer.catalog.store import Catalog, ModelIdentity
 log = logging.getLogger(__name__)
 
 
+FLAT, IVF = "flat", "ivf"
+DEFAULT_APPROXIMATE_ABOVE = 200_000  # Settings.approximate_above's default
+NPROBE_FRACTION = 1 / 10  # of the IVF lists scanned per query: recall@10 >= 0.95 (bench/RESULTS.md)
+KMEANS_POINTS_PER_LIST = 64  # training sample per list: bounds the k-means time at rebuild
+EXACT_FILTER_MAX = 20_000  # a filter allowing fewer ids than this is searched exactly, even on IVF
+
+
+def kind_for(count: int, approximate_above: int) -> str:
+    """Which index `count` vectors get; approximate_above <= 0 keeps search exact at any size."""
+    return IVF if 0 < approximate_above < count else FLAT
+
+
+def ivf_lists(count: int) -> int:
+    return max(16, round(math.sqrt(count)))
+
+
+def _new_index(kind: str, dim: int, train: np.ndarray) -> faiss.Index:
+    if kind == FLAT:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    nlist = ivf_lists(len(train))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.max_points_per_centroid = KMEANS_POINTS_PER_LIST
+    ivf.cp.niter = 10
+    ivf.train(train)
+    # The hashtable direct map lets remove_ids and reconstruct work with arbitrary (catalog) ids.
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    ivf.nprobe = max(1, round(nlist * NPROBE_FRACTION))
+    return ivf
+
+
 def faiss_gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
@@ -29,9 +70,12 @@ def faiss_gpu_available() -> bool:
 class VectorIndex:
     """Exact inner-product search over unit vectors (cosine similarity), keyed by image id."""
 
-    def __init__(self, identity: ModelIdentity, model_id: int) -> None:
+    def __init__(
+        self, identity: ModelIdentity, model_id: int, approximate_above: int = DEFAULT_APPROXIMATE_ABOVE
+    ) -> None:
         self.identity = identity
         self.model_id = model_id
+        self.approximate_above = approximate_above
         self.seq = 0
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(identity.dim))
         self._lock = threading.RLock()  # searches run on many threads; catch-up mutates
@@ -60,7 +104,13 @@ class VectorIndex:
         _atomic_write(meta_path, json.dumps(meta).encode())
 
     @classmethod
-    def load(cls, vectors_dir: Path, identity: ModelIdentity, model_id: int) -> VectorIndex | None:
+    def load(
+        cls,
+        vectors_dir: Path,
+        identity: ModelIdentity,
+        model_id: int,
+        approximate_above: int = DEFAULT_APPROXIMATE_ABOVE,
+    ) -> VectorIndex | None:
         """The saved index if it is intact and of this model; None otherwise (the caller rebuilds)."""
         index_path, meta_path = cls.paths(vectors_dir, identity)
         try:
@@ -79,21 +129,27 @@ class VectorIndex:
         except RuntimeError as exc:
             log.warning("%s cannot be read (%s); rebuilding", index_path.name, exc)
             return None
-        vi = cls(identity, model_id)
+        vi = cls(identity, model_id, approximate_above)
         vi.index, vi.seq = index, int(meta["seq"])
         return vi
 
     @classmethod
-    def open(cls, catalog: Catalog, vectors_dir: Path, identity: ModelIdentity) -> VectorIndex:
+    def open(
+        cls,
+        catalog: Catalog,
+        vectors_dir: Path,
+        identity: ModelIdentity,
+        approximate_above: int = DEFAULT_APPROXIMATE_ABOVE,
+    ) -> VectorIndex:
         """Load the saved index, or rebuild it, then catch up with the catalog."""
         model_id = catalog.model_id(identity)
         assert model_id is not None
-        vi = cls.load(vectors_dir, identity, model_id)
+        vi = cls.load(vectors_dir, identity, model_id, approximate_above)
         if vi is not None and vi.seq > catalog.last_seq():
             log.warning("vector index is ahead of the catalog (restored backup?); rebuilding")
             vi = None
         if vi is None:
-            vi = cls(identity, model_id)
+            vi = cls(identity, model_id, approximate_above)
             vi.rebuild(catalog)
         else:
             vi.catch_up(catalog)
@@ -103,7 +159,7 @@ class VectorIndex:
     def rebuild(self, catalog: Catalog) -> None:
         seq = catalog.last_seq()  # read first: changes committed meanwhile are applied next catch-up
         ids, vecs = catalog.searchable_vectors(self.model_id)
-        fresh = faiss.IndexIDMap2(faiss.IndexFlatIP(self.identity.dim))
+        fresh = _new_index(kind_for(len(ids), self.approximate_above), self.identity.dim, vecs)
         if len(ids):
             fresh.add_with_ids(vecs, ids)
         with self._lock:
@@ -124,7 +180,20 @@ class VectorIndex:
             if len(present_ids):
                 self.index.add_with_ids(vecs, present_ids)
             self.seq, self._gpu = seq, None
+        if self._outgrown():
+            self.rebuild(catalog)
         return True
+
+    @property
+    def kind(self) -> str:
+        return IVF if faiss.try_extract_index_ivf(self.index) is not None else FLAT
+
+    def _outgrown(self) -> bool:
+        """True when the count asks for another kind, or for 4x the IVF lists trained."""
+        n = len(self)
+        if kind_for(n, self.approximate_above) != self.kind:
+            return True
+        return self.kind == IVF and ivf_lists(n) >= 2 * faiss.extract_index_ivf(self.index).nlist
 
     # -- search -------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -139,13 +208,36 @@ class VectorIndex:
             k = min(k, len(self) if allowed_ids is None else min(len(self), len(allowed_ids)))
             if k <= 0:
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            if allowed_ids is not None and self.kind == IVF and len(allowed_ids) <= EXACT_FILTER_MAX:
+                return self._exact_among(q[0], k, np.asarray(allowed_ids, dtype=np.int64))
             if allowed_ids is not None:
                 sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-                scores, ids = self.index.search(q, k, params=faiss.SearchParameters(sel=sel))
+                params = (
+                    faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nprobe)
+                    if self.kind == IVF
+                    else faiss.SearchParameters(sel=sel)
+                )
+                scores, ids = self.index.search(q, k, params=params)
             else:
                 scores, ids = self._search_index().search(q, k)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
+
+    def _exact_among(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among a few allowed ids: an IVF would miss those outside the probed lists."""
+        present = np.fromiter((i for i in allowed.tolist() if self._has(i)), dtype=np.int64)
+        if not len(present):
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        scores = self.index.reconstruct_batch(present) @ q
+        top = np.argsort(-scores, kind="stable")[:k]
+        return scores[top].astype(np.float32), present[top]
+
+    def _has(self, image_id: int) -> bool:
+        try:
+            self.index.reconstruct(image_id)
+        except RuntimeError:
+            return False
+        return True
 
     def _search_index(self) -> faiss.Index:
         if not faiss_gpu_available() or len(self) < 10_000:
