@@ -396,7 +396,9 @@ class Writer:
 
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
-            self._vectors = VectorIndex.open(self.catalog, self.settings.vectors_dir, self.identity)
+            self._vectors = VectorIndex.open(
+                self.catalog, self.settings.vectors_dir, self.identity, self.settings.approximate_above
+            )
         return self._vectors
 
     def save_vectors(self) -> None:

@@ -61,7 +61,9 @@ class Searcher:
                 f"is refused (the vectors are not comparable). Drop --model to use the library's model, "
                 f"or switch the library with `photoseek reembed --model {settings.model}`"
             )
-        self.vectors = VectorIndex.open(catalog, settings.vectors_dir, enc.identity)
+        self.vectors = VectorIndex.open(
+            catalog, settings.vectors_dir, enc.identity, settings.approximate_above
+        )
 
     @property
     def encoder(self) -> Encoder:

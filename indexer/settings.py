@@ -46,7 +46,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     auth_token: str = ""  # required to bind anything but loopback (or PHOTOSEEK_AUTH_TOKEN)
-    approximate_above: int = 200_000  # vectors; above this an approximate (HNSW) index is used
+    approximate_above: int = 200_000  # vectors; above this an approximate (IVF) index is used; 0: never
     max_upload_mb: float = 20.0
     thumb_size: int = 320
     # tags
