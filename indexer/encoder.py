@@ -207,7 +207,28 @@ class Encoder:
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts)).to(self.device)
-        return _unit(self.model.encode_text(tokens))
+        return _unit(_encode_used_tokens(self.model, tokens))
+
+
+def _encode_used_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's CLIP.encode_text over the positions in use only.
+
+    The text tower is causal and pools at the end-of-text token (the highest id), so the padding
+    after it cannot change the result; a short query runs ~10 positions instead of 77, which is what
+    brings a CPU text query from hundreds of ms to tens (bench/RESULTS.md). Other towers run as is.
+    """
+    m = model
+    if type(m) is not open_clip.CLIP or m.text_pool_type != "argmax" or m.attn_mask is None:
+        return m.encode_text(tokens)
+    n = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :n]
+    cast = m.transformer.get_cast_dtype()
+    x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:n].to(cast)
+    x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    if m.text_projection is None:
+        return x
+    return m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
 
 
 def _unit(feats: torch.Tensor) -> np.ndarray:
