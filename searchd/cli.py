@@ -7,11 +7,12 @@ cannot import searchd, so the top of the tree assembles the whole command set.
 from __future__ import annotations
 
 from indexer.cli import cli
+from indexer.watch.cli import status, watch
 
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = []
+    commands: list = [watch, status]
     for command in commands:
         cli.add_command(command)
     return cli

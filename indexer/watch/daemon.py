@@ -1,0 +1,396 @@
+"""The watcher: reconcile every root, then follow its changes until told to stop.
+
+Threads: watchdog's observer threads only put FsEvents on a bounded queue (events.py). Everything
+else happens on the one thread that calls `Watcher.run()`: it coalesces events per path (the last one
+wins; moves are applied in order, as they arrive), waits for files to settle, and applies them in
+batches through the pipeline's Writer, which commits each batch in one transaction (a kill -9 loses
+at most that batch, and the reconcile at the next start redoes it).
+
+Removals are checked against the disk before they are applied: a path that is back (deleted, then
+written again) is indexed instead, and nothing is removed from a root that looks unmounted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from indexer.catalog.schema import DELETED, OK, Image, Root
+from indexer.catalog.store import Catalog, utcnow
+from indexer.decode import PhotoRead
+from indexer.encoder import Encoder
+from indexer.pipeline import BatchHook, Writer
+from indexer.scan import FileEntry, root_is_offline, walk_photos
+from indexer.settings import Settings
+from indexer.watch.events import GONE, MOVED, TOUCHED, EventQueue, FsEvent, is_watched_file
+from indexer.watch.observer import Observers
+from indexer.watch.settle import SettleTracker
+from indexer.watch.status import StatusFile, WatchStatus
+
+log = logging.getLogger("indexer.watch")
+
+ROOT_CHECK_S = 2.0  # how often roots are checked for going offline / coming back
+RETRY_S = 30.0  # after an unexpected error, reconcile the root this much later
+MAX_TICK_S = 0.5  # the loop wakes at least this often (signals, status, due files)
+
+
+class Stopping(Exception):
+    """Raised between photos when a stop was requested; the committed batches stay committed."""
+
+
+class WatchWriter(Writer):
+    """The pipeline's Writer with a way out between photos (SIGTERM during a long first scan)."""
+
+    def __init__(self, *args, should_stop: Callable[[], bool], pulse: Callable[[], None], **kw) -> None:
+        super().__init__(*args, **kw)
+        self._should_stop = should_stop
+        self._pulse = pulse
+
+    def read_many(self, entries: Sequence[FileEntry]) -> Iterator[PhotoRead]:
+        for r in super().read_many(entries):
+            if self._should_stop():
+                raise Stopping  # the batch being gathered is not committed: redone at the next start
+            self._pulse()
+            yield r
+
+
+@dataclass
+class RootState:
+    path: str
+    id: int
+    online: bool = False
+    why: str = ""  # why offline, or why polled
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder we watch
+
+
+class Watcher:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        encoder: Callable[[], Encoder],
+        roots: Sequence[Path],
+        hooks: Sequence[BatchHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.encoder = encoder
+        self.events = EventQueue()
+        self.settle = SettleTracker(settings.settle_s)
+        self.gone: dict[str, tuple[str, float, bool]] = {}  # path -> (root, due, is_dir)
+        self._stop_requested = False
+        self.status = StatusFile(settings.data_dir, WatchStatus(pid=os.getpid(), started_at=time.time()))
+        self.writer = WatchWriter(
+            settings, catalog, encoder, hooks, should_stop=lambda: self._stop_requested, pulse=self._pulse
+        )
+        skip = self.writer._own_dirs()
+        self.observers = Observers(self.events, settings.poll_interval_s, settings.force_polling, skip)
+        self.skip = skip
+        self.roots: dict[str, RootState] = {}
+        for r in roots:
+            row = catalog.ensure_root(Path(r).expanduser())
+            self.roots[row.path] = RootState(row.path, row.id)
+        self._retry_at: dict[str, float] = {}
+        self.reconciles: Counter = Counter()  # why -> how often (status and tests read it)
+        self._next_root_check = 0.0
+        self._dirty = False  # changes not yet in the saved vector index
+        self._saved_at = time.monotonic()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask run() to finish the batch in hand, save and return (safe from a signal handler)."""
+        self._stop_requested = True
+
+    def run(self, scan_only: bool = False) -> None:
+        try:
+            for root in self.roots.values():
+                if self._stop_requested:
+                    break
+                self._start_root(root, watch=not scan_only)
+            self._set_state("watching")
+            while not self._stop_requested and not scan_only:
+                self._cycle()
+        except Stopping:
+            pass
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._set_state("stopping")
+        self.observers.stop()
+        try:
+            self.writer.save_vectors()
+        finally:
+            with self.catalog.session() as s:
+                for root in self.roots.values():
+                    s.get(Root, root.id).observer = None
+            self.status.remove()
+        log.info("stopped; vector index saved")
+
+    # -- roots --------------------------------------------------------------------------------------
+    def _start_root(self, root: RootState, watch: bool = True) -> None:
+        """Watch first, then reconcile: a change made during the scan is seen by one or the other."""
+        why = root_is_offline(Path(root.path), self._has_photos(root))
+        if why:
+            self._go_offline(root, why)
+            return
+        if watch:
+            try:
+                rw = self.observers.watch(root.path)
+            except OSError as exc:
+                self._go_offline(root, f"cannot be watched ({exc.strerror or exc})")
+                return
+            root.why, root.inode = rw.why, _inode(root.path)
+            with self.catalog.session() as s:
+                s.get(Root, root.id).observer = rw.kind
+        root.online = True
+        self._reconcile(root, "start" if watch else "scan")
+
+    def _reconcile(self, root: RootState, why: str) -> None:
+        self._set_state(f"scanning {root.path}")
+        log.info("reconciling %s (%s)", root.path, why)
+        self.reconciles[why] += 1
+        summary = self.writer.reconcile_root(Path(root.path))
+        self._dirty = True
+        if summary.offline:
+            self._go_offline(root, summary.offline[0].split(": ", 1)[-1])
+        else:
+            log.info("%s: %s", root.path, summary.text().replace("\n", "; "))
+            self.status.note(f"reconciled {root.path}")
+        self._set_state("watching")
+
+    def _go_offline(self, root: RootState, why: str) -> None:
+        if root.online or root.why != why:
+            log.warning("root %s is offline (%s); its photos are kept until it is back", root.path, why)
+        root.online, root.why = False, why
+        self.observers.unwatch(root.path)
+        self.settle.forget_root(root.path)
+        self.gone = {p: g for p, g in self.gone.items() if g[0] != root.path}
+        with self.catalog.session() as s:
+            row = s.get(Root, root.id)
+            row.online, row.observer = False, None
+        self.status.note(f"root offline: {root.path} ({why})")
+
+    def _check_roots(self) -> None:
+        for root in self.roots.values():
+            why = root_is_offline(Path(root.path), self._has_photos(root))
+            if why:
+                if root.online:
+                    self._go_offline(root, why)
+                continue
+            if not root.online:
+                log.info("root %s is back", root.path)
+                self._start_root(root)
+            elif not self.observers.alive(root.path) or _inode(root.path) != root.inode:
+                # The folder was replaced (or its watch died) between two checks.
+                log.info("root %s was replaced; watching it again", root.path)
+                self._start_root(root)
+
+    def _has_photos(self, root: RootState) -> bool:
+        with self.catalog.session() as s:
+            q = select(Image.id).where(Image.root_id == root.id, Image.status == OK).limit(1)
+            return s.scalar(q) is not None
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _cycle(self) -> None:
+        now = time.monotonic()
+        next_gone = min((g[1] for g in self.gone.values()), default=None)
+        due = [d for d in (self.settle.next_due(), next_gone) if d is not None]
+        timeout = min([MAX_TICK_S] + [max(d - now, 0.01) for d in due])
+        for ev in self.events.drain(timeout):
+            self._take(ev)
+        try:
+            for path in self.events.take_overflowed():
+                root = self.roots.get(path)
+                if root is not None and root.online:
+                    self._reconcile(root, "too many events at once")
+            now = time.monotonic()
+            for path, at in list(self._retry_at.items()):
+                if now >= at and self.roots[path].online:
+                    del self._retry_at[path]
+                    self._reconcile(self.roots[path], "retry after an error")
+            if now >= self._next_root_check:
+                self._next_root_check = now + ROOT_CHECK_S
+                self._check_roots()
+            self._apply_gone()
+            self._apply_ready()
+            self._housekeeping()
+        except Stopping:
+            raise
+        except Exception:  # never take the daemon down: log it, and let a reconcile repair it later
+            log.exception("unexpected error; the affected roots are reconciled in %.0fs", RETRY_S)
+            for root in self.roots.values():
+                self._retry_at.setdefault(root.path, time.monotonic() + RETRY_S)
+
+    def _take(self, ev: FsEvent) -> None:
+        root = self.roots.get(ev.root)
+        if root is None or not root.online:
+            return  # an offline root is reconciled when it is back
+        if ev.kind == TOUCHED:
+            self.gone.pop(ev.path, None)
+            if ev.is_dir:  # a folder created or moved in: its files raise no events of their own
+                for e in walk_photos(ev.path, self.skip):
+                    self.settle.touch(e.path, root.path)
+            else:
+                self.settle.touch(ev.path, root.path)
+        elif ev.kind == GONE:
+            self.settle.forget(ev.path, ev.is_dir)
+            self.gone[ev.path] = (root.path, time.monotonic() + self.settings.settle_s, ev.is_dir)
+        elif ev.kind == MOVED:
+            self._apply_move(root, ev)
+
+    def _apply_move(self, root: RootState, ev: FsEvent) -> None:
+        self.settle.rename(ev.path, ev.dest, ev.is_dir)
+        n = self.writer.move_path(ev.path, ev.dest, Path(root.path))
+        if n:
+            self._dirty = True
+            what = f"moved {ev.path} -> {ev.dest}" + (f" ({n} files)" if ev.is_dir else "")
+            log.info("%s", what)
+            self.status.note(what)
+        # What the catalog did not know under the new name (never indexed, or changed) settles and
+        # is indexed; what moved with its row is unchanged and costs one stat.
+        if ev.is_dir:
+            known = self._known_under(ev.dest)
+            for e in walk_photos(ev.dest, self.skip):
+                if known.get(e.path) != (e.size, e.mtime):
+                    self.settle.touch(e.path, root.path)
+        elif is_watched_file(root.path, ev.dest, self.skip):
+            self.settle.touch(ev.dest, root.path)
+
+    def _apply_gone(self) -> None:
+        now = time.monotonic()
+        by_root: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for path, (root_path, due, is_dir) in list(self.gone.items()):
+            if due <= now:
+                del self.gone[path]
+                by_root[root_path].append((path, is_dir))
+        for root_path, items in by_root.items():
+            root = self.roots[root_path]
+            why = root_is_offline(Path(root.path), self._has_photos(root))
+            if why:  # everything vanished at once: an unmount, not a deletion
+                self._go_offline(root, why)
+                continue
+            doomed: list[str] = []
+            for path, _ in items:
+                if not os.path.lexists(path):
+                    doomed.append(path)
+                elif os.path.isdir(path):  # a folder deleted and made again: drop what is not back
+                    doomed += [p for p in self._known_under(path) if not os.path.lexists(p)]
+                elif is_watched_file(root.path, path, self.skip):
+                    self.settle.touch(path, root.path)  # back already: index what is there now
+            if doomed:
+                self._remove(doomed)
+
+    def _remove(self, paths: list[str]) -> None:
+        with self.catalog.session() as s:
+            searchable = set()
+            for p in paths:
+                prefix = p.rstrip(os.sep) + os.sep
+                searchable.update(
+                    s.scalars(
+                        select(Image.path).where(
+                            (Image.path == p) | Image.path.startswith(prefix, autoescape=True),
+                            Image.status == OK,
+                        )
+                    )
+                )
+        if self.writer.remove_paths(paths):
+            self._dirty = True
+        for p in sorted(searchable):
+            log.info("removed %s", p)
+            self.status.note(f"removed {p}")
+
+    def _apply_ready(self) -> None:
+        ready, vanished = self.settle.take_ready(limit=max(self.settings.batch_size, 1) * 4)
+        now = time.monotonic()
+        for root_path, path in vanished:  # gone before it settled; whatever the catalog had goes too
+            self.gone.setdefault(path, (root_path, now, False))
+        by_root: dict[str, list[str]] = defaultdict(list)
+        for root_path, path in ready:
+            by_root[root_path].append(path)
+        for root_path, paths in by_root.items():
+            root = self.roots[root_path]
+            if not root.online:
+                continue
+            try:
+                self._index(root, paths)
+            except Stopping:
+                raise
+            except Exception:
+                log.exception("indexing %d files under %s failed", len(paths), root_path)
+                self._retry_at.setdefault(root_path, time.monotonic() + RETRY_S)
+
+    def _index(self, root: RootState, paths: list[str]) -> None:
+        started = utcnow()
+        self._set_state("indexing")
+        summary = self.writer.index_files(paths, Path(root.path))
+        self._set_state("watching")
+        if summary.new or summary.changed or summary.moved or summary.failed:
+            self._dirty = True
+        with self.catalog.session() as s:
+            rows = s.execute(
+                select(Image.path, Image.status, Image.indexed_at).where(Image.path.in_(paths[:500]))
+            ).all()
+        for path, status, indexed_at in sorted(rows):
+            if status == OK and indexed_at >= started:
+                log.info("indexed %s", path)
+                self.status.note(f"indexed {path}")
+            elif status == DELETED:
+                pass  # removed meanwhile
+
+    def _housekeeping(self) -> None:
+        idle = not len(self.settle) and not self.gone and not len(self.events)
+        if idle:
+            unload = getattr(self.encoder, "unload_if_idle", None)
+            if unload is not None:
+                unload()
+        now = time.monotonic()
+        if self._dirty and now - self._saved_at >= self.settings.vector_save_interval_s:
+            self.writer.save_vectors()
+            self._dirty, self._saved_at = False, now
+        self._pulse()
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _known_under(self, folder: str) -> dict[str, tuple[int, float]]:
+        prefix = folder.rstrip(os.sep) + os.sep
+        with self.catalog.session() as s:
+            rows = s.execute(
+                select(Image.path, Image.size, Image.mtime).where(
+                    Image.path.startswith(prefix, autoescape=True), Image.status != DELETED
+                )
+            ).all()
+        return {p: (size, mtime) for p, size, mtime in rows}
+
+    def _set_state(self, state: str) -> None:
+        if self.status.status.state != state:
+            self.status.status.state = state
+            self._pulse(force=state.startswith(("scanning", "stopping")))
+
+    def _pulse(self, force: bool = False) -> None:
+        st = self.status.status
+        st.queue, st.waiting = len(self.events), len(self.settle) + len(self.gone)
+        st.model_loaded = bool(getattr(self.encoder, "loaded", True))
+        st.roots = {
+            r.path: {
+                "online": r.online,
+                "observer": (w.kind if (w := self.observers.watches.get(r.path)) else None),
+                "why": r.why,
+            }
+            for r in self.roots.values()
+        }
+        self.status.write(force)
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
