@@ -132,20 +132,24 @@ def index(settings: Settings, roots: tuple[Path, ...], workers, batch_size, prog
     with WriterLock(settings.data_dir):
         catalog = open_catalog(settings.data_dir)
         encoder = load_encoder(settings.model, settings.device)
-        writer = Writer(settings, catalog, lambda: encoder, hooks=batch_hooks(settings, catalog))
+        hooks = batch_hooks(settings, catalog, lambda: encoder)
+        writer = Writer(settings, catalog, lambda: encoder, hooks=hooks)
         summary = writer.index_roots(roots, progress=progress)
     elapsed = time.monotonic() - started
     click.echo(summary.text())
     click.echo(f"done in {elapsed:.1f}s ({summary.embedded / max(elapsed, 1e-9):.1f} images/s embedded)")
 
 
-def batch_hooks(settings: Settings, catalog) -> list:
-    """Work done inside each indexing batch by other features (tag suggestions)."""
+def batch_hooks(settings: Settings, catalog, encoder: Callable | None = None) -> list:
+    """Work done inside each indexing batch by other features (tag suggestions).
+
+    `encoder`: the writer's encoder provider, so that a hook need not load a second copy of the model.
+    """
     try:
         from indexer.tags.suggest import index_time_hook
     except ImportError:
         return []
-    return [index_time_hook(settings, catalog)]
+    return [index_time_hook(settings, catalog, encoder)]
 
 
 @cli.command()

@@ -7,12 +7,13 @@ cannot import searchd, so the top of the tree assembles the whole command set.
 from __future__ import annotations
 
 from indexer.cli import cli
+from indexer.tags.cli import classify, tags
 from indexer.watch.cli import status, watch
 
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = [watch, status]
+    commands: list = [watch, status, classify, tags]
     for command in commands:
         cli.add_command(command)
     return cli

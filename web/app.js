@@ -7,6 +7,7 @@ import { $, debounce, el, icon, ICON_CLOSE } from "./dom.js";
 import { FILTER_KEYS, Filters } from "./filters.js";
 import { Grid } from "./grid.js";
 import { Viewer } from "./viewer.js";
+import { setupTags } from "./tags.js";
 
 const PAGE_SIZE = 60;
 const TYPING_DELAY_MS = 250;
@@ -437,3 +438,4 @@ export const photoseek = {
   currentImage: () => (viewer.isOpen ? viewer.current() : null),
 };
 window.photoseek = photoseek;
+setupTags(photoseek); // tag chips in the viewer (web/tags.js)
