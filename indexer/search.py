@@ -124,7 +124,17 @@ class Searcher:
         allowed_ids: np.ndarray | None = None,
         min_score: float | None = None,
     ) -> list[Hit]:
-        q = self.query_vector(parts)
+        return self.search_vector(self.query_vector(parts), limit, offset, allowed_ids, min_score)
+
+    def search_vector(
+        self,
+        q: np.ndarray,
+        limit: int = 20,
+        offset: int = 0,
+        allowed_ids: np.ndarray | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Search by a ready query vector (searchd combines an uploaded image's vector with parts)."""
         scores, ids = self.vectors.search(q, offset + limit, allowed_ids)
         scores, ids = scores[offset:], ids[offset:]
         rows = self.catalog.images_by_ids(ids.tolist())

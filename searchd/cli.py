@@ -9,11 +9,12 @@ from __future__ import annotations
 from indexer.cli import cli
 from indexer.tags.cli import classify, tags
 from indexer.watch.cli import status, watch
+from searchd.serve import serve
 
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = [watch, status, classify, tags]
+    commands: list = [serve, watch, status, classify, tags]
     for command in commands:
         cli.add_command(command)
     return cli

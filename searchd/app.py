@@ -1,0 +1,102 @@
+"""The Flask app factory: create_app(settings) wires the library, the blueprints and the error handlers.
+
+Nothing happens at import; everything hangs off the app (app.extensions["photoseek"]), so tests can
+run several apps side by side, each over its own data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, abort, request
+
+import searchd
+from indexer.catalog.store import Catalog
+from indexer.encoder import Encoder
+from indexer.settings import Settings
+from searchd import auth, errors
+from searchd.library import Library
+from searchd.metrics import Metrics
+from searchd.thumbs import ThumbCache
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(searchd.__file__).parent.parent / "web"
+# The page loads its own script and styles only; shown data (file names, captions) can never run.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+@dataclass
+class State:
+    """What the routes share: found at current_app.extensions["photoseek"]."""
+
+    settings: Settings
+    library: Library
+    metrics: Metrics
+    thumbs: ThumbCache
+    encoder: Callable[[], Encoder]
+
+
+def create_app(
+    settings: Settings,
+    catalog: Catalog | None = None,
+    encoder_provider: Callable[[], Encoder] | None = None,
+) -> Flask:
+    """An app over settings.data_dir. Without an encoder_provider, the library's model is loaded now
+    (so the first query does not wait for it, and a missing model fails at start-up, not later)."""
+    if encoder_provider is None:
+        from indexer.cli import effective_settings, setup_torch
+        from indexer.encoder import load_encoder
+
+        settings = effective_settings(settings)
+        setup_torch(settings)
+        encoder = load_encoder(settings.model, settings.device)
+        encoder_provider = lambda: encoder  # noqa: E731
+    if catalog is None:
+        from indexer.catalog import open_catalog
+
+        catalog = open_catalog(settings.data_dir)
+
+    app = Flask(__name__, static_folder=str(WEB_DIR), static_url_path="")
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
+    app.json.sort_keys = False  # answers keep the documented field order
+    app.url_map.merge_slashes = False  # "//etc/passwd" is a 404, not a redirect to "/etc/passwd"
+    library = Library(settings, catalog, encoder_provider)
+    metrics = Metrics(library)
+    thumbs = ThumbCache(settings.thumbs_dir, settings.thumb_size, settings.max_megapixels)
+    app.extensions["photoseek"] = State(settings, library, metrics, thumbs, encoder_provider)
+
+    errors.init_app(app, settings.max_upload_mb)
+    auth.init_app(app, auth.configured_token(settings))
+    from searchd import generate_api, health, images_api, search_api
+
+    for module in (search_api, images_api, health):
+        app.register_blueprint(module.bp)
+    # Other features hang their routes on the same app and share the loaded model.
+    generate_api.init_app(app, settings, encoder_provider)
+
+    @app.get("/")
+    def page():
+        if not (WEB_DIR / "index.html").is_file():
+            abort(404, f"the page is missing: {WEB_DIR / 'index.html'} does not exist")
+        return app.send_static_file("index.html")
+
+    @app.after_request
+    def headers(response):
+        if response.status_code >= 400:
+            metrics.http_errors.labels(str(response.status_code)).inc()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"  # answers change as the indexer works
+        return response
+
+    return app

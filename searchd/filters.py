@@ -1,0 +1,105 @@
+"""Filters as SQL: which image ids a search may return, browsing the newest photos, and facets.
+
+Filtered searches compute the allowed ids here and hand them to the vector index (a FAISS ID
+selector), so a filter never drops results that a post-filter over the top k would have missed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+from sqlalchemy import ColumnElement, func, select
+
+from indexer.catalog.schema import OK, Image, ImageTag, Tag
+from indexer.catalog.store import Catalog
+from searchd.params import Filters
+
+ACCEPTED = "accepted"
+
+
+def taken_date() -> ColumnElement:
+    """The photo's date (YYYY-MM-DD): EXIF taken-at, else the file's modification time (local)."""
+    return func.coalesce(func.date(Image.taken_at), func.date(Image.mtime, "unixepoch", "localtime"))
+
+
+def taken_datetime() -> ColumnElement:
+    return func.coalesce(func.datetime(Image.taken_at), func.datetime(Image.mtime, "unixepoch", "localtime"))
+
+
+def clauses(f: Filters) -> list[ColumnElement]:
+    where: list[ColumnElement] = [Image.status == OK]
+    if f.folder:
+        prefix = f.folder if f.folder.endswith(os.sep) else f.folder + os.sep
+        where.append(Image.path.startswith(prefix, autoescape=True))
+    if f.date_from:
+        where.append(taken_date() >= f.date_from.isoformat())
+    if f.date_to:
+        where.append(taken_date() <= f.date_to.isoformat())
+    if f.camera:
+        where.append(Image.camera == f.camera)
+    if f.type:
+        where.append(func.lower(Image.format) == f.type)
+    if f.generated is not None:
+        where.append(Image.generated == f.generated)
+    for name in f.tags:
+        tagged = (
+            select(ImageTag.image_id)
+            .join(Tag, Tag.id == ImageTag.tag_id)
+            .where(Tag.name == name, ImageTag.state == ACCEPTED)
+        )
+        where.append(Image.id.in_(tagged))
+    return where
+
+
+def allowed_ids(catalog: Catalog, f: Filters) -> np.ndarray | None:
+    """Ids that pass the filters; None when there are no filters (search everything)."""
+    if not f.active:
+        return None
+    with catalog.session() as s:
+        ids = s.scalars(select(Image.id).where(*clauses(f))).all()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def newest(catalog: Catalog, f: Filters, limit: int, offset: int) -> list[Image]:
+    """Browse mode: the newest photos that pass the filters."""
+    q = (
+        select(Image)
+        .where(*clauses(f))
+        .order_by(taken_datetime().desc(), Image.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    with catalog.session() as s:
+        return list(s.scalars(q))
+
+
+def facets(catalog: Catalog) -> dict:
+    """What the filters can be set to: folders, cameras, types, accepted tags and the date range."""
+    ok = Image.status == OK
+    with catalog.session() as s:
+        # Folders come from paths; SQLite has no dirname(), so the parents are counted here.
+        folders = Counter(os.path.dirname(p) for p in s.scalars(select(Image.path).where(ok)))
+        cameras = s.scalars(select(Image.camera).distinct().where(ok, Image.camera.is_not(None))).all()
+        types = s.scalars(
+            select(func.lower(Image.format)).distinct().where(ok, Image.format.is_not(None))
+        ).all()
+        tags = s.execute(
+            select(Tag.name, func.count(ImageTag.image_id))
+            .join(ImageTag, ImageTag.tag_id == Tag.id)
+            .join(Image, Image.id == ImageTag.image_id)
+            .where(ImageTag.state == ACCEPTED, ok)
+            .group_by(Tag.name)
+            .order_by(func.count(ImageTag.image_id).desc(), Tag.name)
+        ).all()
+        date_min, date_max = s.execute(select(func.min(taken_date()), func.max(taken_date())).where(ok)).one()
+    return {
+        "folders": sorted(folders),
+        "cameras": sorted(cameras),
+        "types": sorted(types),
+        "tags": [{"name": name, "count": n} for name, n in tags],
+        "date_min": date_min,
+        "date_max": date_max,
+        "count": sum(folders.values()),
+    }

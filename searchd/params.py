@@ -1,0 +1,214 @@
+"""A search request's parameters, read from a query string, a form or a JSON body, and checked.
+
+Everything a client sends passes through here before it reaches SQL or the vector index, so every
+mistake becomes a QueryError (HTTP 400) with a sentence that names the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from werkzeug.datastructures import MultiDict
+
+from indexer.query import Part, QueryError, parse_query
+
+DEFAULT_LIMIT = 40
+MAX_LIMIT = 200  # larger limits are capped, not refused: endless scrolling asks for pages anyway
+MAX_OFFSET = 100_000  # the vector search costs offset + limit; deeper pages are refused
+MAX_QUERY_CHARS = 2000
+MAX_WEIGHT = 100.0  # beyond this a weight only loses float precision (and can overflow to NaN)
+MAX_IMAGE_ID = 2**62  # FAISS and SQLite ids are signed 64-bit
+TYPE_ALIASES = {"jpg": "jpeg", "tif": "tiff", "heic": "heif"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TYPE = re.compile(r"^[a-z0-9]{1,16}$")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on which photos may be answered; all empty means the whole library."""
+
+    folder: str | None = None  # absolute folder; its subfolders are included
+    date_from: date | None = None  # inclusive, on the taken-at date (else the file's date)
+    date_to: date | None = None
+    camera: str | None = None
+    type: str | None = None  # lower-case format name: jpeg, png, heif, ...
+    tags: tuple[str, ...] = ()  # accepted tags, all required
+    generated: bool | None = None
+
+    @property
+    def active(self) -> bool:
+        return (
+            any(
+                v not in (None, ())
+                for v in (self.folder, self.date_from, self.date_to, self.camera, self.type)
+            )
+            or bool(self.tags)
+            or self.generated is not None
+        )
+
+
+@dataclass
+class SearchParams:
+    parts: list[Part] = field(default_factory=list)  # from q, like and minus
+    image: tuple[bytes, str] | None = None  # an uploaded example (bytes, file name)
+    image_weight: float = 1.0
+    filters: Filters = field(default_factory=Filters)
+    min_score: float | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+    @property
+    def browsing(self) -> bool:
+        """No query at all: the newest photos."""
+        return not self.parts and self.image is None
+
+    @property
+    def kind(self) -> str:
+        """A label for metrics: browse, text, image, like or combined."""
+        kinds = {p.kind for p in self.parts} | ({"image"} if self.image else set())
+        if not kinds:
+            return "browse"
+        if len(kinds) > 1:
+            return "combined"
+        return {"text": "text", "id": "like", "image": "image"}[kinds.pop()]
+
+
+def from_json(doc: object) -> MultiDict:
+    """A JSON body as the same multi-valued mapping a query string gives (lists: repeated keys)."""
+    if not isinstance(doc, dict):
+        raise QueryError('the JSON body must be an object such as {"q": "a red circle"}')
+    out: MultiDict = MultiDict()
+    for key, value in doc.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is None:
+                continue
+            if isinstance(v, dict | list):
+                raise QueryError(f"{key} must be a string or a number, not {type(v).__name__}")
+            out.add(str(key), ("1" if v else "0") if isinstance(v, bool) else str(v))
+    return out
+
+
+def parse_search(values: MultiDict, image: tuple[bytes, str] | None = None) -> SearchParams:
+    q = _text(values, "q")
+    parts = parse_query(q) if q else []
+    for like in values.getlist("like"):
+        if like.strip():  # a form's empty field means "not set"
+            parts.append(Part("id", str(_image_id(like, "like")), 1.0))
+    for minus in values.getlist("minus"):
+        minus = minus.strip()
+        if minus:
+            parts.append(Part("text", _check_length(minus, "minus"), -1.0))
+    for p in parts:
+        if p.kind == "id":
+            _image_id(p.value, f"#{p.value}")
+        if not math.isfinite(p.weight) or abs(p.weight) > MAX_WEIGHT:
+            raise QueryError(
+                f"the weight {p.weight:g} of {p.value!r} is out of range (-{MAX_WEIGHT:g}..{MAX_WEIGHT:g})"
+            )
+    image_weight = _float(values, "image_weight", 1.0)
+    if abs(image_weight) > MAX_WEIGHT:
+        raise QueryError(f"image_weight must lie between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+    params = SearchParams(
+        parts=parts,
+        image=image,
+        image_weight=image_weight,
+        filters=parse_filters(values),
+        min_score=_min_score(values),
+        limit=min(_int(values, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT),
+        offset=_int(values, "offset", 0, minimum=0),
+    )
+    if params.offset > MAX_OFFSET:
+        raise QueryError(f"offset must be at most {MAX_OFFSET}; narrow the search with filters instead")
+    return params
+
+
+def parse_filters(values: MultiDict) -> Filters:
+    folder = _text(values, "folder")
+    date_from, date_to = _date(values, "date_from"), _date(values, "date_to")
+    if date_from and date_to and date_from > date_to:
+        raise QueryError(f"date_from ({date_from}) is after date_to ({date_to})")
+    kind = _text(values, "type").lower().lstrip(".")
+    if kind and not _TYPE.match(kind):
+        raise QueryError(f"type must be a file type such as jpeg or png, not {kind!r}")
+    generated = _text(values, "generated").lower()
+    if generated and generated not in _TRUE | _FALSE:
+        raise QueryError(f"generated must be 1 or 0, not {generated!r}")
+    return Filters(
+        folder=(folder.rstrip("/") or "/") if folder else None,
+        date_from=date_from,
+        date_to=date_to,
+        camera=_text(values, "camera") or None,
+        type=TYPE_ALIASES.get(kind, kind) or None,
+        tags=tuple(t.strip() for t in values.getlist("tag") if t.strip()),
+        generated=None if not generated else generated in _TRUE,
+    )
+
+
+# -- single values ----------------------------------------------------------------------------------
+def _text(values: MultiDict, name: str) -> str:
+    return _check_length((values.get(name) or "").strip(), name)
+
+
+def _check_length(text: str, name: str) -> str:
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"{name} is too long ({len(text)} characters; the limit is {MAX_QUERY_CHARS})")
+    if "\x00" in text:
+        raise QueryError(f"{name} contains a NUL character")
+    return text
+
+
+def _int(values: MultiDict, name: str, default: int, minimum: int) -> int:
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[+-]?[0-9]{1,12}", raw):
+        raise QueryError(f"{name} must be a whole number, not {raw[:40]!r}")
+    n = int(raw)
+    if n < minimum:
+        raise QueryError(f"{name} must be at least {minimum}, not {n}")
+    return n
+
+
+def _float(values: MultiDict, name: str, default: float) -> float:
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        x = float(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be a number, not {raw[:40]!r}") from None
+    if not math.isfinite(x):
+        raise QueryError(f"{name} must be a finite number, not {raw[:40]!r}")
+    return x
+
+
+def _min_score(values: MultiDict) -> float | None:
+    if not (values.get("min_score") or "").strip():
+        return None
+    x = _float(values, "min_score", 0.0)
+    if not -1.0 <= x <= 1.0:
+        raise QueryError(f"min_score is a cosine similarity between -1 and 1, not {x:g}")
+    return x
+
+
+def _date(values: MultiDict, name: str) -> date | None:
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        if not _DATE.match(raw):
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be a date like 2024-06-30, not {raw[:40]!r}") from None
+
+
+def _image_id(raw: str, name: str) -> int:
+    raw = raw.strip().lstrip("#")
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= MAX_IMAGE_ID:
+        raise QueryError(f"{name} must be an image id (a positive whole number), not {raw[:40]!r}")
+    return int(raw)

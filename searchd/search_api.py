@@ -1,0 +1,107 @@
+"""GET/POST /api/search and GET /api/facets.
+
+A query is the CLI's language (indexer/query.py) plus like=ID, minus=TEXT and an uploaded image; the
+filters become a set of allowed ids (SQL) that the vector search is restricted to, so they are exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.datastructures import MultiDict
+
+from indexer.query import QueryError, combine
+from searchd import filters
+from searchd.params import SearchParams, from_json, parse_search
+from searchd.results import result
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("search", __name__)
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _state():
+    return current_app.extensions["photoseek"]
+
+
+@bp.get("/api/search")
+def search_get():
+    return _answer(parse_search(request.args))
+
+
+@bp.post("/api/search")
+def search_post():
+    if request.mimetype not in FORM_TYPES:
+        doc = request.get_json(force=True, silent=True)
+        if doc is None:
+            raise QueryError(
+                "the request body is not valid JSON; send a JSON object, or a multipart form with an image"
+            )
+        return _answer(parse_search(from_json(doc)))
+    values = MultiDict(request.args)
+    values.update(request.form)
+    upload = request.files.get("image")
+    image = None
+    if upload is not None and upload.filename is not None:
+        data = upload.read()
+        name = upload.filename or "upload"
+        if not data:
+            raise QueryError(f"the uploaded image {name} is empty (0 bytes)")
+        image = (data, name)
+    return _answer(parse_search(values, image))
+
+
+def _answer(params: SearchParams):
+    state = _state()
+    metrics = state.metrics
+    started = time.perf_counter()
+    try:
+        rows = _run(state.library, params)
+    except Exception:
+        metrics.query_errors.labels(params.kind).inc()
+        raise
+    elapsed = time.perf_counter() - started
+    metrics.query_seconds.labels(params.kind).observe(elapsed)
+    metrics.queries.labels(params.kind).inc()
+    more = len(rows) == params.limit
+    return jsonify(
+        results=rows,
+        offset=params.offset,
+        next_offset=params.offset + params.limit if more else None,
+        query_ms=round(elapsed * 1000, 2),
+    )
+
+
+def _run(library, params: SearchParams) -> list[dict]:
+    if params.browsing:
+        library.catch_up(0.5)  # browsing reads the catalog directly; only the index needs catching up
+        rows = filters.newest(library.catalog, params.filters, params.limit, params.offset)
+        return [result(r, None) for r in rows]
+    searcher = library.searcher()
+    allowed = filters.allowed_ids(library.catalog, params.filters)
+    if allowed is not None and len(allowed) == 0:
+        return []
+    # Built part by part rather than with Searcher.query_vector: an uploaded image is a part too, and
+    # no client input may become an "image" part (a path on the server's disk).
+    vecs, weights = [], []
+    for p in params.parts:
+        vecs.append(
+            searcher.text_vector(p.value) if p.kind == "text" else searcher.stored_vector(int(p.value))
+        )
+        weights.append(p.weight)
+    if params.image is not None:
+        data, name = params.image
+        vecs.append(searcher.image_vector(data, name))
+        weights.append(params.image_weight)
+    q = combine(vecs, weights)
+    hits = searcher.search_vector(q, params.limit, params.offset, allowed, params.min_score)
+    return [result(h, h.score) for h in hits]
+
+
+@bp.get("/api/facets")
+def facets():
+    library = _state().library
+    return jsonify(filters.facets(library.catalog))
