@@ -48,7 +48,7 @@ def ids_by_path(catalog) -> dict[str, int]:
     from indexer.catalog.schema import Image
 
     with catalog.session() as s:
-        return dict(s.execute(select(Image.path, Image.id)).tuples().all())
+        return dict(s.execute(select(Image.path, Image.id)).all())
 
 
 def states(catalog, image_id: int) -> dict[str, str]:

@@ -15,6 +15,7 @@ Exits 1 when precision or recall at the threshold is below 0.9 or classification
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -100,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     neutral = calibrate.neutral_probabilities(vectors, emb)
+    # A variant: the vocabulary's own centroid as the neutral point instead of neutral prompts.
+    centroid = emb.matrix.mean(axis=0)
+    centroid_emb = dataclasses.replace(emb, neutral=centroid / np.linalg.norm(centroid))
+    centroid_scores = calibrate.neutral_probabilities(vectors, centroid_emb)
     zscores = calibrate.LibraryZScores.fit(vectors, emb).scores(vectors, emb)
     zscores_no_star = calibrate.LibraryZScores.fit(vectors[no_star], emb).scores(vectors[no_star], emb)
     grids = {
         "neutral": np.round(np.arange(0.05, 1.0, 0.05), 2),
+        "centroid": np.round(np.arange(0.05, 1.0, 0.05), 2),
         "zscore": np.round(np.arange(0.0, 4.01, 0.25), 2),
     }
 
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [
         ("neutral", "all", neutral, truth),
         ("neutral", "no star photos", neutral[no_star], truth[no_star]),
+        ("centroid", "all", centroid_scores, truth),
+        ("centroid", "no star photos", centroid_scores[no_star], truth[no_star]),
         ("zscore", "all", zscores, truth),
         ("zscore", "no star photos", zscores_no_star, truth[no_star]),
     ]

@@ -116,7 +116,7 @@ def tags_of(catalog: Catalog, image_id: int, include_rejected: bool = True) -> l
         )
         if not include_rejected:
             q = q.where(ImageTag.state != REJECTED)
-        return [ImageTagView(*row) for row in s.execute(q).tuples()]
+        return [ImageTagView(*row) for row in s.execute(q)]
 
 
 def tag_counts(catalog: Catalog) -> list[dict]:
@@ -138,7 +138,7 @@ def tag_counts(catalog: Catalog) -> list[dict]:
     with catalog.session() as s:
         return [
             {"name": n, "source": src, "accepted": int(a or 0), "suggested": int(sg or 0)}
-            for n, src, a, sg in s.execute(q).tuples()
+            for n, src, a, sg in s.execute(q)
         ]
 
 

@@ -49,7 +49,7 @@ def tag_ids(s: Session, names: Iterable[str], source: str = VOCABULARY) -> dict[
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        found.update(dict(s.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk))).tuples().all()))
+        found.update(dict(s.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk))).all()))
     now = utcnow()
     for name in wanted:
         if name not in found:
@@ -122,11 +122,8 @@ class Suggester:
         for start in range(0, len(image_ids), 500):
             chunk = image_ids[start : start + 500]
             s.execute(delete(ImageTag).where(ImageTag.image_id.in_(chunk), ImageTag.state == SUGGESTED))
-            decided.update(
-                s.execute(select(ImageTag.image_id, ImageTag.tag_id).where(ImageTag.image_id.in_(chunk)))
-                .tuples()
-                .all()
-            )
+            rows = s.execute(select(ImageTag.image_id, ImageTag.tag_id).where(ImageTag.image_id.in_(chunk)))
+            decided.update((image_id, tag_id) for image_id, tag_id in rows)
         ids = tag_ids(s, {name for pick in picks for name, _ in pick})
         now = utcnow()
         stored = 0
