@@ -7,7 +7,6 @@ import { $, debounce, el, icon, ICON_CLOSE } from "./dom.js";
 import { FILTER_KEYS, Filters } from "./filters.js";
 import { Grid } from "./grid.js";
 import { Viewer } from "./viewer.js";
-import { setupTags } from "./tags.js";
 
 const PAGE_SIZE = 60;
 const TYPING_DELAY_MS = 250;
@@ -277,7 +276,9 @@ function setLoading(on) {
 }
 
 function showError(message) {
-  $("error-text").textContent = message;
+  const text = String(message);
+  // The server's sentences start in lower case (they also go to logs); a banner reads better capitalised.
+  $("error-text").textContent = text.charAt(0).toUpperCase() + text.slice(1);
   $("error").hidden = false;
 }
 
@@ -438,4 +439,3 @@ export const photoseek = {
   currentImage: () => (viewer.isOpen ? viewer.current() : null),
 };
 window.photoseek = photoseek;
-setupTags(photoseek); // tag chips in the viewer (web/tags.js)
