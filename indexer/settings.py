@@ -50,8 +50,8 @@ class Settings:
     max_upload_mb: float = 20.0
     thumb_size: int = 320
     # tags
-    tag_threshold: float = 0.0  # calibrated score above which a tag is suggested (see docs/tags.md)
-    vocabulary: str = ""  # path to a user vocabulary file; empty: the built-in one
+    tag_threshold: float = 0.5  # calibrated score (0..1) at or above which a tag is suggested (docs/tags.md)
+    vocabulary: str = ""  # a vocabulary file extending (or, with @replace, replacing) the built-in one
 
     @property
     def catalog_path(self) -> Path:
