@@ -213,11 +213,19 @@ def test_vocabulary_change_recomputes_suggestions(tmp_path, photos, toy_encoder)
     assert names and names <= {"circle", "square", "triangle", "star"}
     assert states(catalog, image_id)["kept by hand"] == "accepted"
 
-    # Without the writer's encoder, the hook recomputes at its first batch (here: a threshold change).
+    # A threshold change, and no encoder: the concept embeddings cached on disk are enough.
     stricter = changed.replace(tag_threshold=0.99)
     hook = index_time_hook(stricter, catalog, None)
     with catalog.session() as s:
-        hook(s, [], catalog.model_id(toy_encoder.identity))
-    with catalog.session() as s:
         scores = list(s.scalars(select(ImageTag.score).where(ImageTag.state == "suggested")))
     assert all(score >= 0.99 for score in scores)
+
+    # Stale at a batch (another process changed the catalog meanwhile): recomputed in that batch.
+    model_id = catalog.model_id(toy_encoder.identity)
+    with catalog.session() as s:
+        s.get(Setting, CONFIG_SETTING).value = "{}"
+    with catalog.session() as s:
+        hook(s, [], model_id)
+    with catalog.session() as s:
+        current = s.get(Setting, CONFIG_SETTING).value
+    assert current == Suggester(stricter, toy_encoder.identity).config_key(model_id)

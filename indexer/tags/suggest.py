@@ -224,8 +224,8 @@ def index_time_hook(settings: Settings, catalog: Catalog, encoder: Callable[[], 
 
     `encoder` (the writer's own) is only needed when the concept embeddings are not cached on disk;
     without it the hook loads settings.model itself. If the stored suggestions are stale (another
-    vocabulary, threshold or model), the whole library is recomputed first: at once when the encoder
-    is given and matches the library, else at the first batch.
+    vocabulary, threshold or model), the whole library is recomputed first: at once, or at the first
+    batch if that cannot be done yet.
     """
     cache = PromptCache(settings.data_dir / "tags")
     state: dict[int, Suggester] = {}
@@ -246,15 +246,19 @@ def index_time_hook(settings: Settings, catalog: Catalog, encoder: Callable[[], 
             state[model_id] = Suggester(settings, identity_of(s, model_id), provider, cache)
         return state[model_id]
 
+    # Stale suggestions are recomputed now, before any batch: a run with no new photos must still
+    # apply a new vocabulary. The model is touched only if the concept embeddings are not on disk.
     active = catalog.active_model()
-    if encoder is not None and active is not None and encoder().identity == active:
-        model_id = catalog.model_id(active, create=False)
-        if model_id is not None:
-            with catalog.session() as s:
-                suggester = suggester_for(s, model_id)
-                stale = suggester.is_stale(s, model_id)
-            if stale:
+    model_id = catalog.model_id(active, create=False) if active is not None else None
+    if model_id is not None:
+        with catalog.session() as s:
+            suggester = suggester_for(s, model_id)
+            stale = suggester.is_stale(s, model_id)
+        if stale:
+            try:
                 suggester.recompute(catalog, model_id)
+            except (LookupError, ValueError) as exc:  # e.g. another model: the Writer will say so
+                log.info("tag suggestions not recomputed yet (%s); retrying at the first batch", exc)
 
     def hook(s: Session, pairs: list[tuple[Image, np.ndarray]], model_id: int) -> None:
         suggester = suggester_for(s, model_id)
