@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, abort, request
+from werkzeug.routing import IntegerConverter
 
 import searchd
 from indexer.catalog.store import Catalog
@@ -30,6 +31,12 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+
+
+class Int64Converter(IntegerConverter):
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 @dataclass
@@ -66,7 +73,9 @@ def create_app(
     app = Flask(__name__, static_folder=str(WEB_DIR), static_url_path="")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
     app.json.sort_keys = False  # answers keep the documented field order
-    app.url_map.merge_slashes = False  # "//etc/passwd" is a 404, not a redirect to "/etc/passwd"
+    app.url_map.merge_slashes = False
+    # Every feature's <int:...> ids are SQLite/FAISS ids: a larger number is a 404, not an overflow.
+    app.url_map.converters["int"] = Int64Converter  # "//etc/passwd" is a 404, not a redirect to "/etc/passwd"
     library = Library(settings, catalog, encoder_provider)
     metrics = Metrics(library)
     thumbs = ThumbCache(settings.thumbs_dir, settings.thumb_size, settings.max_megapixels)
@@ -74,12 +83,13 @@ def create_app(
 
     errors.init_app(app, settings.max_upload_mb)
     auth.init_app(app, auth.configured_token(settings))
-    from searchd import generate_api, health, images_api, search_api
+    from searchd import generate_api, health, images_api, search_api, tags_api
 
     for module in (search_api, images_api, health):
         app.register_blueprint(module.bp)
     # Other features hang their routes on the same app and share the loaded model.
     generate_api.init_app(app, settings, encoder_provider)
+    tags_api.init_app(app, settings, catalog, encoder_provider)
 
     @app.get("/")
     def page():

@@ -219,7 +219,8 @@ BASE: dict = {
 JOB_ID = _q("job_id", {"type": "integer", "minimum": 1}, "The generation job's id", True, "path")
 _OK = {"200": {"description": "OK"}}
 
-# Routes of the other features (searchd/generate_api.py, searchd/tags_api.py); see their modules.
+# Routes of the other features (searchd/generate_api.py, searchd/tags_api.py), for those that do not
+# describe themselves with add_paths; see their modules.
 FEATURE_PATHS: dict = {
     "/api/generate": {
         "post": {
@@ -273,7 +274,9 @@ def spec(app: Flask) -> dict:
     doc["paths"].update(copy.deepcopy(app.extensions.get(EXTENSION, {})))
     # A feature's routes are described only when the app has them (each feature may be absent).
     registered = {_template(rule.rule) for rule in app.url_map.iter_rules()}
-    doc["paths"].update({p: copy.deepcopy(v) for p, v in FEATURE_PATHS.items() if p in registered})
+    for path, ops in FEATURE_PATHS.items():
+        if path in registered and path not in doc["paths"]:  # a feature's own description wins
+            doc["paths"][path] = copy.deepcopy(ops)
     return doc
 
 

@@ -75,3 +75,6 @@ def serve(settings: Settings, host: str | None, port: int | None, threads: int) 
     finally:
         library.stop_following()
         server.close()
+        runner = app.extensions.get("photoseek.jobs")  # generation: a running job goes back in the queue
+        if runner is not None:
+            runner.close()

@@ -92,6 +92,11 @@ TRAVERSALS = [
     "/api/images/99999999999999999999999999/file",
     "/api/images/%00/file",
     "/api/images/1%00/file",
+    "/api/images/abc/tags",
+    "/api/images/99999999999999999999999/tags",
+    "/api/generate/../../etc/passwd",
+    "/api/generate/abc",
+    "/api/generate/99999999999999999999999/preview",
 ]
 
 
