@@ -34,11 +34,7 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
     finishes the batch in hand, saves the vector index and exits 0.
     """
     from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
     from indexer.lock import WriterLock
-    from indexer.watch.daemon import Watcher
-    from indexer.watch.model_cache import EncoderCache
-    from indexer.watch.once import OncePerReason
 
     settings = effective_settings(settings).replace(**overrides)
     roots = roots or tuple(Path(r) for r in settings.roots)
@@ -46,10 +42,16 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
         raise UserError("name at least one photo folder (photoseek watch ~/Pictures), or set `roots`")
     if settings.nice:
         os.nice(settings.nice)  # a NAS serves files first; indexing takes what CPU is left
-    setup_torch(settings)
-    once = OncePerReason()
-    logging.getLogger("indexer.pipeline").addFilter(once)  # the Writer logs "skipping FILE: REASON"
     with WriterLock(settings.data_dir):
+        # Imported under the lock: a second watcher is refused before it spends seconds on torch.
+        from indexer.encoder import load_encoder
+        from indexer.watch.daemon import Watcher
+        from indexer.watch.model_cache import EncoderCache
+        from indexer.watch.once import OncePerReason
+
+        setup_torch(settings)
+        once = OncePerReason()
+        logging.getLogger("indexer.pipeline").addFilter(once)  # the Writer logs "skipping FILE: REASON"
         catalog = open_catalog(settings.data_dir)
         encoder = EncoderCache(
             lambda: load_encoder(settings.model, settings.device), settings.model_idle_unload_s

@@ -30,14 +30,17 @@ from indexer.pipeline import BatchHook, Writer
 from indexer.scan import FileEntry, root_is_offline, walk_photos
 from indexer.settings import Settings
 from indexer.watch.events import GONE, MOVED, TOUCHED, EventQueue, FsEvent, is_watched_file
-from indexer.watch.observer import Observers
+from indexer.watch.observer import POLLING, Observers
 from indexer.watch.settle import SettleTracker
 from indexer.watch.status import StatusFile, WatchStatus
 
 log = logging.getLogger("indexer.watch")
 
 ROOT_CHECK_S = 2.0  # how often roots are checked for going offline / coming back
-RETRY_S = 30.0  # after an unexpected error, reconcile the root this much later
+RETRY_S = 30.0
+# A full reconcile of every root this often: the safety net under months of events (a missed
+# inotify event, an inode that polling mistook for a move). It costs a walk and a stat per photo.
+RECONCILE_EVERY_S = 24 * 3600.0  # after an unexpected error, reconcile the root this much later
 MAX_TICK_S = 0.5  # the loop wakes at least this often (signals, status, due files)
 
 
@@ -68,6 +71,7 @@ class RootState:
     online: bool = False
     why: str = ""  # why offline, or why polled
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder we watch
+    reconciled_at: float = 0.0  # time.monotonic() of the last reconcile
 
 
 class Watcher:
@@ -157,6 +161,7 @@ class Watcher:
         self._set_state(f"scanning {root.path}")
         log.info("reconciling %s (%s)", root.path, why)
         self.reconciles[why] += 1
+        root.reconciled_at = time.monotonic()
         summary = self.writer.reconcile_root(Path(root.path))
         self._dirty = True
         if summary.offline:
@@ -216,6 +221,9 @@ class Watcher:
                 if now >= at and self.roots[path].online:
                     del self._retry_at[path]
                     self._reconcile(self.roots[path], "retry after an error")
+            for root in self.roots.values():
+                if root.online and now - root.reconciled_at >= RECONCILE_EVERY_S:
+                    self._reconcile(root, "daily check")
             if now >= self._next_root_check:
                 self._next_root_check = now + ROOT_CHECK_S
                 self._check_roots()
@@ -247,7 +255,19 @@ class Watcher:
             self._apply_move(root, ev)
 
     def _apply_move(self, root: RootState, ev: FsEvent) -> None:
+        rw = self.observers.watches.get(root.path)
+        if rw is not None and rw.kind == POLLING and not self._plausible_move(ev):
+            # Polling pairs a vanished path with a new one by inode, and inodes are reused: a folder
+            # deleted and a file created a moment later look like a move. Take it as delete + create.
+            self._take(FsEvent(GONE, root.path, ev.path, is_dir=ev.is_dir))
+            if os.path.lexists(ev.dest):
+                self._take(FsEvent(TOUCHED, root.path, ev.dest, is_dir=os.path.isdir(ev.dest)))
+            return
         self.settle.rename(ev.path, ev.dest, ev.is_dir)
+        if ev.is_dir:  # a file deleted just before its folder moved: its row moves, so must the removal
+            prefix, new_prefix = ev.path.rstrip(os.sep) + os.sep, ev.dest.rstrip(os.sep) + os.sep
+            for p in [p for p in self.gone if p.startswith(prefix)]:
+                self.gone[new_prefix + p[len(prefix) :]] = self.gone.pop(p)
         n = self.writer.move_path(ev.path, ev.dest, Path(root.path))
         if n:
             self._dirty = True
@@ -263,6 +283,13 @@ class Watcher:
                     self.settle.touch(e.path, root.path)
         elif is_watched_file(root.path, ev.dest, self.skip):
             self.settle.touch(ev.dest, root.path)
+
+    def _plausible_move(self, ev: FsEvent) -> bool:
+        if os.path.lexists(ev.path) or not os.path.lexists(ev.dest):
+            return False
+        if os.path.isdir(ev.dest) != ev.is_dir:
+            return False
+        return ev.is_dir or not self._known_under(ev.path)  # a file cannot carry a folder's photos
 
     def _apply_gone(self) -> None:
         now = time.monotonic()

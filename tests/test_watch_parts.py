@@ -1,0 +1,125 @@
+"""The watcher's parts on their own: network-share detection, settling, the model cache, status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from indexer.watch.model_cache import EncoderCache
+from indexer.watch.mounts import needs_polling, read_mounts
+from indexer.watch.settle import SettleTracker
+from indexer.watch.status import STATUS_FILE
+from tests.conftest import make_settings
+from tests.watch_support import WATCH_OVERRIDES, RunningWatcher, library_files, ok_rows, wait_for
+
+PROC_MOUNTS = """\
+/dev/sda1 / ext4 rw,relatime 0 0
+proc /proc proc rw 0 0
+//nas/photos /mnt/nas cifs rw,vers=3.0 0 0
+nas:/volume1/photo /mnt/nfs nfs4 rw 0 0
+me@host:/pics /home/me/remote\\040pics fuse.sshfs rw 0 0
+/dev/sdb1 /mnt/nas/local-cache ext4 rw 0 0
+tank/photos /tank/photos zfs rw 0 0
+"""
+
+# watchdog warns (from its observer thread) when inotify hands a reused watch descriptor to a new
+# folder; harmless, but pytest's "warnings are errors" would kill that thread.
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
+
+def test_network_shares_are_polled_local_disks_are_not():
+    mounts = read_mounts(PROC_MOUNTS)
+    assert "cifs" in (needs_polling("/mnt/nas/2024/a.jpg", mounts) or "")
+    assert "nfs4" in (needs_polling("/mnt/nfs", mounts) or "")
+    assert "fuse.sshfs" in (needs_polling("/home/me/remote pics/x", mounts) or "")  # \040 is a space
+    assert needs_polling("/mnt/nas/local-cache/x", mounts) is None  # the longest mount point wins
+    assert needs_polling("/mnt/nasty", mounts) is None  # a prefix of the name is not a parent folder
+    assert needs_polling("/tank/photos/2020", mounts) is None
+    assert needs_polling("/home/me", mounts) is None
+
+
+def test_a_growing_file_is_not_ready_until_it_settles(tmp_path):
+    now = [0.0]
+    tracker = SettleTracker(2.0, clock=lambda: now[0])
+    f = tmp_path / "a.jpg"
+    f.write_bytes(b"x" * 10)
+    tracker.touch(str(f), "root")
+    now[0] = 1.0
+    assert tracker.take_ready(10) == ([], [])  # not quiet for long enough
+    now[0] = 2.0
+    with open(f, "ab") as out:  # it grew (no event seen, e.g. a polled share)
+        out.write(b"y")
+    assert tracker.take_ready(10) == ([], [])
+    now[0] = 4.0
+    assert tracker.take_ready(10) == ([("root", str(f))], [])
+    # renamed while waiting: it waits under its new name; vanished while waiting: reported
+    tracker.touch(str(f), "root")
+    tracker.rename(str(f), str(tmp_path / "b.jpg"), is_dir=False)
+    f.rename(tmp_path / "b.jpg")
+    tracker.touch(str(tmp_path / "c.jpg"), "root")
+    now[0] = 7.0
+    ready, vanished = tracker.take_ready(10)
+    assert ready == [("root", str(tmp_path / "b.jpg"))] and vanished == [("root", str(tmp_path / "c.jpg"))]
+    assert len(tracker) == 0
+
+
+def test_encoder_cache_unloads_when_idle_and_loads_again(toy_encoder):
+    now = [0.0]
+    loads = []
+
+    def loader():
+        loads.append(1)
+        return toy_encoder
+
+    cache = EncoderCache(loader, idle_unload_s=60, clock=lambda: now[0])
+    assert cache() is toy_encoder and cache() is toy_encoder and len(loads) == 1
+    now[0] = 59.0
+    assert not cache.unload_if_idle() and cache.loaded
+    now[0] = 120.0
+    assert cache.unload_if_idle() and not cache.loaded
+    assert cache() is toy_encoder and len(loads) == 2 and cache.loads == 2
+    assert not EncoderCache(loader, idle_unload_s=0).unload_if_idle()  # 0: keep it for good
+
+
+def test_watcher_lets_the_model_go_when_idle(tmp_path, library, toy_encoder):
+    root = (tmp_path / "photos").resolve()
+    root.mkdir()
+    files = library_files(library)
+    shutil.copy(files[0], root / "a.jpg")
+    cache = EncoderCache(lambda: toy_encoder, idle_unload_s=0.5)
+    settings = make_settings(tmp_path / "data", **WATCH_OVERRIDES)
+    with RunningWatcher(settings, [root], cache) as rw:
+        wait_for(lambda: not cache.loaded, 20, "the idle model to be unloaded")
+        shutil.copy(files[1], root / "b.jpg")
+        wait_for(lambda: str(root / "b.jpg") in ok_rows(rw.catalog), 20, "the next photo")
+    assert cache.loads >= 2  # loaded again for b.jpg
+
+
+def test_status_shows_roots_counts_queue_and_failures(tmp_path, library, toy_encoder):
+    from searchd.cli import build_cli
+
+    root = (tmp_path / "photos").resolve()
+    root.mkdir()
+    for src in library_files(library)[:3]:
+        shutil.copy(src, root / src.name)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    settings = make_settings(tmp_path / "data", **WATCH_OVERRIDES)
+    cli = build_cli()
+    runner = CliRunner()
+    args = ["--data-dir", str(settings.data_dir), "status"]
+    with RunningWatcher(settings, [root], toy_encoder):
+        wait_for(lambda: (settings.data_dir / STATUS_FILE).exists(), 10, "the status file")
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert f"{root}: online, native; 3 ok, 1 failed" in result.output
+        assert "queue: 0 events" in result.output
+        assert "not an image" in result.output  # failures by reason
+        doc = json.loads(runner.invoke(cli, [*args, "--json"]).output)
+        assert doc["watcher"]["roots"][str(root)]["observer"] == "native"
+        assert doc["counts"] == {"ok": 3, "failed": 1, "deleted": 0}
+    result = runner.invoke(cli, args)
+    assert "watcher: not running" in result.output
+    assert not (settings.data_dir / STATUS_FILE).exists()
