@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from indexer.catalog.store import Catalog
 from indexer.encoder import Encoder
+from indexer.pipeline import ModelMismatch
 from indexer.query import QueryError
 from indexer.search import Searcher
 from indexer.settings import Settings
@@ -72,6 +73,12 @@ class Library:
             return True
         if self.catalog.last_seq() == self._searcher.vectors.seq:
             return False
+        active = self.catalog.active_model()
+        if active != self._searcher.vectors.identity:  # `photoseek reembed` switched the library
+            raise ModelMismatch(
+                f"the library now uses {active.label if active else 'no model'}, but this server loaded "
+                f"{self._searcher.vectors.identity.label}: restart `photoseek serve` to load the new model"
+            )
         return self._searcher.catch_up()
 
     # -- background catch-up -------------------------------------------------------------------------
@@ -90,9 +97,14 @@ class Library:
             self._thread = None
 
     def _follow(self, interval_s: float) -> None:
+        told = False
         while not self._stop.wait(interval_s):
             try:
                 self.catch_up(interval_s / 2)
+            except ModelMismatch as exc:  # searches answer 409 with this; say it once in the log
+                if not told:
+                    log.error("%s", exc)
+                told = True
             except Exception:  # a locked or briefly unreadable catalog must not end the thread
                 log.exception("catching up with the catalog failed; retrying in %.1fs", interval_s)
 

@@ -166,3 +166,15 @@ def test_a_server_started_on_an_empty_library_starts_answering_once_photos_arriv
     finally:
         served.close()
         catalog.close()
+
+
+def test_a_model_switch_asks_for_a_restart(live):
+    """After `photoseek reembed` the loaded text tower no longer matches the vectors: say so (409)."""
+    from indexer.encoder import load_encoder
+    from indexer.reembed import reembed
+
+    server, writer, _ = live
+    other = load_encoder("photoseek-toy:random", "cpu")  # same architecture, other weights
+    reembed(writer.settings.replace(model="photoseek-toy:random"), writer.catalog, other)
+    reply = eventually(lambda: (r := server.get("/api/search", {"q": "a red circle"})).status == 409 and r)
+    assert "restart `photoseek serve`" in reply.error
