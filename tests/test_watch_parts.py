@@ -123,3 +123,40 @@ def test_status_shows_roots_counts_queue_and_failures(tmp_path, library, toy_enc
     result = runner.invoke(cli, args)
     assert "watcher: not running" in result.output
     assert not (settings.data_dir / STATUS_FILE).exists()
+
+
+def test_no_vector_index_in_the_watcher_when_saving_is_off(tmp_path, library, toy_encoder):
+    root = (tmp_path / "photos").resolve()
+    root.mkdir()
+    shutil.copy(library_files(library)[0], root / "a.jpg")
+    settings = make_settings(tmp_path / "data", **{**WATCH_OVERRIDES, "vector_save_interval_s": 0})
+    with RunningWatcher(settings, [root], toy_encoder) as rw:
+        shutil.copy(library_files(library)[1], root / "b.jpg")
+        wait_for(lambda: len(ok_rows(rw.catalog)) == 2, 20, "b.jpg")
+    assert not list(settings.vectors_dir.glob("*.faiss")) and rw.watcher.writer._vectors is None
+
+
+def test_events_are_filtered_and_translated_before_they_are_queued():
+    from watchdog.events import DirMovedEvent, FileCreatedEvent, FileMovedEvent, FileOpenedEvent
+
+    from indexer.watch.events import GONE, MOVED, TOUCHED, EventQueue, RootEventHandler
+
+    q = EventQueue(maxsize=3)
+    h = RootEventHandler("/r", q, skip={"/r/data"})
+    h.dispatch(FileCreatedEvent("/r/a.jpg"))
+    h.dispatch(FileCreatedEvent("/r/notes.txt"))  # not a photo
+    h.dispatch(FileCreatedEvent("/r/.hidden/b.jpg"))  # a hidden folder
+    h.dispatch(FileCreatedEvent("/r/@eaDir/b.jpg"))  # a NAS thumbnail cache
+    h.dispatch(FileCreatedEvent("/r/data/vectors/x.jpg"))  # photoseek's own data dir
+    h.dispatch(FileOpenedEvent("/r/a.jpg"))  # reading is not changing
+    h.dispatch(FileMovedEvent("/r/c.jpg.part", "/r/c.jpg"))  # a download finishing: a create
+    h.dispatch(DirMovedEvent("/r/x", "/r/y"))
+    h.dispatch(FileMovedEvent("/r/x/1.jpg", "/r/y/1.jpg"))  # part of the folder move: dropped
+    got = [(e.kind, e.path, e.dest) for e in q.drain(0.1)]
+    assert got == [(TOUCHED, "/r/a.jpg", ""), (TOUCHED, "/r/c.jpg", ""), (MOVED, "/r/x", "/r/y")]
+    h.dispatch(FileMovedEvent("/r/d.jpg", "/r/#recycle/d.jpg"))  # into the recycle bin: a delete
+    h.dispatch(FileMovedEvent("/r/e.jpg", "/elsewhere/e.jpg"))  # out of the root: a delete
+    assert [(e.kind, e.path) for e in q.drain(0.1)] == [(GONE, "/r/d.jpg"), (GONE, "/r/e.jpg")]
+    for i in range(5):  # the queue holds 3: the rest is dropped and the root flagged for a reconcile
+        h.dispatch(FileCreatedEvent(f"/r/{i}.jpg"))
+    assert len(q.drain(0.1)) == 3 and q.take_overflowed() == {"/r"} and q.take_overflowed() == set()
