@@ -44,6 +44,8 @@ def search_post():
     values = MultiDict(request.args)
     values.update(request.form)
     upload = request.files.get("image")
+    if upload is None and request.files:
+        raise QueryError(f"send the photo in the form field 'image', not {next(iter(request.files))!r}")
     image = None
     if upload is not None and upload.filename is not None:
         data = upload.read()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from indexer.toyworld import Spec, render
 from tests.conftest import index_library
-from tests.searchd_support import Served, close_features, private_settings, serve_app
+from tests.searchd_support import Served, close_features, multipart, private_settings, serve_app
 
 SECRET = b"root:x:0:0"  # what /etc/passwd would give away
 MARKUP_NAME = "<script>alert(1)<img src=x onerror=alert(2)>.png"  # a file name cannot hold "/"
@@ -167,6 +167,11 @@ def test_an_upload_over_the_limit_is_a_json_413(server):
     big = os.urandom(400 * 1024)  # the fixture's limit is 0.25 MB
     reply = server.post_image("/api/search", big, "huge.jpg")
     assert_refused(reply, 413, "max_upload_mb")
+
+
+def test_an_upload_in_another_field_is_named(server):
+    body, ctype = multipart({"photo": ("a.png", b"x")}, {})
+    assert_refused(server.request("POST", "/api/search", body, {"Content-Type": ctype}), 400, "'image'")
 
 
 def test_a_non_image_upload_says_so(server):
