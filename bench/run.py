@@ -1,0 +1,217 @@
+"""Run the benchmark suite: `python -m bench.run --device cpu|cuda [--quick] [--only SECTION ...]`.
+
+Writes bench/out/<date>-<device>.json and appends a section to bench/RESULTS.md. --quick uses tiny
+corpora and catalogs: a smoke test of the suite (a minute or two), not figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from bench import machine
+from bench.corpus import corpus, describe
+from bench.report import Report
+
+SECTIONS = ("decode", "indexing", "rss", "vector-index", "query", "startup", "watch")
+CPU_MODEL = "ViT-B-32-256:random"  # the CPU target
+CUDA_MODEL = "ViT-B-32:random"
+
+
+@dataclass(frozen=True)
+class Plan:
+    corpora: dict[str, int]  # corpus -> files
+    model_only: int  # images per model-only reference
+    catalog_sizes: tuple[int, ...]
+    queries: int
+    cli_runs: int
+    batch_size: int
+    worker_variants: tuple[int, ...]  # decoding processes tried on the 3 MP corpus
+    watch_files: int
+
+
+def plan_for(device: str, quick: bool) -> Plan:
+    cores = os.cpu_count() or 1
+    if quick:
+        return Plan({"12mp": 8, "3mp": 16, "0.3mp": 24}, 16, (2_000, 10_000), 10, 1, 8, (0, 1), 2)
+    if device == "cuda":
+        return Plan(
+            {"12mp": 1000, "3mp": 2000, "0.3mp": 5000}, 5000, (10_000, 100_000, 1_000_000), 200, 3, 256,
+            (cores // 2, cores), 5,
+        )  # fmt: skip
+    return Plan(
+        {"12mp": 100, "3mp": 300, "0.3mp": 300}, 128, (10_000, 100_000, 1_000_000), 100, 3, 64,
+        (0, 1, cores), 5,
+    )  # fmt: skip
+
+
+def run_indexing(report: Report, plan: Plan, device: str, model: str, sections: set[str]) -> None:
+    import torch
+
+    from bench import indexing
+    from indexer.encoder import load_encoder
+    from indexer.settings import Settings
+
+    encoder = load_encoder(model, device)
+    size = encoder.image_size
+    folders = {name: corpus(name, n, processes=os.cpu_count() or 1) for name, n in plan.corpora.items()}
+    for name, folder in folders.items():
+        meta = describe(folder)
+        report.add(
+            "corpora", f"{name}: {meta['count']} JPEGs", meta["bytes"] / meta["count"] / 1e6, "MB/file"
+        )
+    if "decode" in sections:
+        for name, folder in folders.items():
+            draft, full = indexing.draft_speedup(folder, size, limit=20)
+            report.add(
+                "decode",
+                f"{name} decode + fit_square, one process, draft mode",
+                draft,
+                "img/s",
+                f"full decode: {full:.1f} img/s ({draft / full:.1f}x)",
+            )
+            for workers in sorted({1, os.cpu_count() or 1}):
+                rate = indexing.decode_only_rate(folder, size, workers)
+                report.add(
+                    "decode",
+                    f"{name} read_many ({workers} processes)",
+                    rate,
+                    "img/s",
+                    "read + hash + draft decode + fit_square, incl. pool start-up",
+                )
+    if "indexing" in sections:
+        base = Settings(model=model, device=device, batch_size=plan.batch_size)
+        for name, folder in folders.items():
+            variants = plan.worker_variants if name == "3mp" else (base.decode_workers(),)
+            for workers in variants:
+                ref = indexing.model_only_rate(encoder, plan.model_only, plan.batch_size)
+                rate, rows = indexing.end_to_end(base.replace(workers=workers), folder, encoder)
+                label = f"{name}, {model}, batch {plan.batch_size}, {workers} decoding processes"
+                report.add("indexing", f"model only ({label})", ref, "img/s")
+                report.add("indexing", f"end to end ({label})", rate, "img/s", f"{rows} rows committed")
+                report.add(
+                    "indexing",
+                    f"end to end / model only ({label})",
+                    rate / ref,
+                    "",
+                    f"torch threads {torch.get_num_threads()}",
+                )
+    if "rss" in sections:
+        rss, anon = indexing.model_loaded_rss(model, device)
+        report.add(
+            "rss",
+            f"floor: a process with photoseek imported and {model} loaded",
+            rss,
+            "MB",
+            f"of which anonymous {anon:.0f} MB; the rest is shared library pages",
+        )
+        peak, seconds = indexing.cli_index_peak_rss(folders["3mp"], model, device)
+        n = plan.corpora["3mp"]
+        report.add(
+            "rss",
+            f"`photoseek index` peak RSS, 3mp x {n}, {model}",
+            peak,
+            "MB",
+            f"process tree, default workers; took {seconds:.1f} s ({n / seconds:.1f} img/s incl. start-up)",
+        )
+    if device == "cuda":
+        run_gpu(report, plan, folders)
+
+
+def run_gpu(report: Report, plan: Plan, folders: dict) -> None:
+    from bench import gpu, indexing
+    from indexer.encoder import load_encoder
+
+    for spec in gpu.GPU_MODELS:
+        enc = load_encoder(spec, "cuda")
+        report.add(
+            "gpu",
+            f"model only, {spec} fp16, batch {plan.batch_size}",
+            indexing.model_only_rate(enc, plan.model_only, plan.batch_size),
+            "img/s",
+        )
+    enc = load_encoder(CUDA_MODEL, "cuda")
+    for name, folder in folders.items():
+        decode, both = gpu.gpu_decode_rate(folder, enc, plan.batch_size, limit=plan.corpora[name])
+        report.add("gpu", f"{name} nvJPEG decode + GPU resize", decode, "img/s")
+        report.add("gpu", f"{name} nvJPEG decode + embed ({CUDA_MODEL})", both, "img/s", "no catalog")
+
+
+def run_queries(report: Report, plan: Plan, device: str, model: str, sections: set[str]) -> None:
+    from bench import query
+    from indexer.encoder import load_encoder
+    from indexer.settings import Settings
+
+    encoder = load_encoder(model, device)
+    above = Settings().approximate_above
+    for n in plan.catalog_sizes:
+        started = time.perf_counter()
+        data_dir = query.catalog_for(n, encoder, above)
+        print(
+            f"catalog of {n:,}: {time.perf_counter() - started:.1f} s (cached after the first run)",
+            flush=True,
+        )
+        settings = Settings(data_dir=data_dir, model=model, device=device)
+        if "vector-index" in sections:
+            query.bench_index(report, n, data_dir, encoder, min(plan.queries, 50 if n >= 1_000_000 else 200))
+        if "query" in sections:
+            query.bench_searcher(report, n, settings, encoder, plan.queries)
+            query.bench_http(report, n, settings, encoder, plan.queries)
+            if n >= 100_000 and above > n:  # the same through the approximate index, for comparison
+                query.bench_http(report, n, settings.replace(approximate_above=1), encoder, plan.queries)
+            query.bench_cli(report, n, data_dir, plan.cli_runs)
+        if (
+            "startup" in sections
+            and n == sorted(plan.catalog_sizes)[-2 if len(plan.catalog_sizes) > 1 else 0]
+        ):
+            query.bench_startup(report, n, data_dir, cold=False)
+            query.bench_startup(report, n, data_dir, cold=True)
+    if "watch" in sections:
+        from bench.watch_latency import bench_watch_latency
+
+        for settle in (Settings().settle_s, 0.2):
+            bench_watch_latency(report, encoder, device, plan.watch_files, settle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--quick", action="store_true", help="tiny corpora: check the suite runs")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    ap.add_argument("--model", help=f"image/text model [{CPU_MODEL} on cpu, {CUDA_MODEL} on cuda]")
+    ap.add_argument("--no-markdown", action="store_true", help="write the JSON only, not RESULTS.md")
+    args = ap.parse_args(argv)
+    sections = set(args.only or SECTIONS)
+    report = Report(machine.describe())
+    title = f"bench.run --device {args.device}{' --quick' if args.quick else ''}"
+    if args.device == "cuda":
+        from bench.gpu import cuda_available
+
+        if not cuda_available():
+            report.add("gpu", "every CUDA figure", None, "", "pending: CUDA is not available on this machine")
+            print("CUDA is not available here: nothing to measure (recorded as pending)", file=sys.stderr)
+            report.save_json(f"{time.strftime('%Y%m%d-%H%M%S')}-cuda-skipped")
+            return 0
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = args.model or (CUDA_MODEL if args.device == "cuda" else CPU_MODEL)
+    plan = plan_for(args.device, args.quick)
+    started = time.perf_counter()
+    if sections & {"decode", "indexing", "rss"}:
+        run_indexing(report, plan, args.device, model, sections)
+    if sections & {"vector-index", "query", "startup", "watch"}:
+        run_queries(report, plan, args.device, model, sections)
+    report.add("suite", "total run time", time.perf_counter() - started, "s")
+    path = report.save_json(f"{time.strftime('%Y%m%d-%H%M%S')}-{args.device}{'-quick' if args.quick else ''}")
+    if not args.no_markdown:
+        report.append_markdown(title)
+    print(f"wrote {path}" + ("" if args.no_markdown else " and appended to bench/RESULTS.md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
