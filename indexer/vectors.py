@@ -148,6 +148,9 @@ class VectorIndex:
         if vi is not None and vi.seq > catalog.last_seq():
             log.warning("vector index is ahead of the catalog (restored backup?); rebuilding")
             vi = None
+        if vi is not None and vi._outgrown():
+            log.info("vector index: %d vectors call for another kind than %s; rebuilding", len(vi), vi.kind)
+            vi = None  # approximate_above changed, or the library grew past what the lists were made for
         if vi is None:
             vi = cls(identity, model_id, approximate_above)
             vi.rebuild(catalog)

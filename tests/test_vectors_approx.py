@@ -69,13 +69,16 @@ def test_kind_survives_save_and_load(tmp_path, catalog, vectors):
     assert again is not None and again.kind == IVF and len(again) == N
     q = mixed_queries(vectors, 1, seed=6)[0]
     assert again.search(q, 10)[1].tolist() == vi.search(q, 10)[1].tolist()
-    # Reopened with a higher threshold, the saved IVF is replaced by an exact index on catch-up.
+    # Reopened with a higher threshold (a settings change), the saved IVF gives way to an exact index.
     flat = VectorIndex.open(catalog, vdir, IDENTITY, approximate_above=10 * N)
-    assert flat.kind == IVF  # nothing changed yet: the saved index is used as it is
+    assert flat.kind == FLAT and len(flat) == N
+    # Back at the old threshold, the index follows again, and on catch-up too.
+    assert VectorIndex.open(catalog, vdir, IDENTITY, approximate_above=THRESHOLD).kind == IVF
+    flat.approximate_above = THRESHOLD
     with catalog.session() as s:
         s.get(Image, 1).status = "deleted"
         catalog.record_change(s, 1, REMOVED)
-    assert flat.catch_up(catalog) and flat.kind == FLAT and len(flat) == N - 1
+    assert flat.catch_up(catalog) and flat.kind == IVF and len(flat) == N - 1
 
 
 def test_deletes_and_filters_on_ivf(tmp_path, catalog, vectors):
