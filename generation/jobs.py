@@ -35,9 +35,12 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 INTERRUPTED = "interrupted"  # the error of a job that was running when the process died
-PROGRESS_WRITE_STEP = 0.01  # write progress to the catalog when it moved by this much (not every step)
+# Progress goes to the catalog when it moved by 1 % or a second passed, not on every step.
+PROGRESS_WRITE_STEP = 0.01
+PROGRESS_WRITE_S = 1.0
 PREVIEWS_KEPT = 16  # jobs whose last preview stays in memory
-DEFAULT_PREVIEWS_PER_JOB = 20
+DEFAULT_PREVIEWS_PER_JOB = 20  # when the job does not say (preview_every 0) ...
+MAX_PREVIEW_EVERY = 10  # ... but at least every 10 steps, so a long job shows something early
 
 
 class UnknownJob(KeyError):
@@ -80,7 +83,7 @@ class JobRunner:
         return self
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the current step (a running job ends "cancelled") and join the worker."""
+        """Stop after the current step and join the worker; a running job goes back in the queue."""
         with self._lock:
             self._closing = True
         self._wake.set()
@@ -127,17 +130,13 @@ class JobRunner:
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops after its current step."""
-        with self.catalog.session() as s:
-            job = s.get(GenerationJob, job_id)
-            if job is None:
-                raise UnknownJob(job_id)
-            if job.status in FINISHED:
-                raise JobFinished(f"job {job_id} is already {job.status}")
-            if job.status == QUEUED:
-                job.status, job.finished_at = CANCELLED, utcnow()
-            else:
-                with self._lock:
-                    self._cancel.add(job_id)
+        # One conditional UPDATE, not read-then-write: the worker may claim the job in between.
+        if not self._transition(job_id, QUEUED, status=CANCELLED, finished_at=utcnow()):
+            status = self.get(job_id)["status"]
+            if status in FINISHED:
+                raise JobFinished(f"job {job_id} is already {status}")
+            with self._lock:
+                self._cancel.add(job_id)
         return self.get(job_id)
 
     def latest_preview(self, job_id: int) -> bytes | None:
@@ -155,14 +154,13 @@ class JobRunner:
     def _work(self) -> None:
         idle_since = time.monotonic()
         while True:
+            # Clear first, then look: a submit() or close() after this line sets the event again,
+            # so the wait below cannot sleep through it.
+            self._wake.clear()
             with self._lock:
                 if self._closing:
                     return
             job_id = self._claim_next()
-            if job_id is None:
-                self._wake.clear()
-                # Re-check after clearing: a submit between the claim and the clear must not sleep.
-                job_id = self._claim_next()
             if job_id is None:
                 if self._vqgan is not None and time.monotonic() - idle_since > self.idle_unload_s:
                     self._release_vqgan()
@@ -172,27 +170,39 @@ class JobRunner:
             idle_since = time.monotonic()
 
     def _claim_next(self) -> int | None:
-        with self.catalog.session() as s:
-            queued = select(GenerationJob).where(GenerationJob.status == QUEUED)
-            job = s.scalar(queued.order_by(GenerationJob.id).limit(1))
-            if job is None:
+        while True:
+            with self.catalog.session() as s:
+                queued = select(GenerationJob.id).where(GenerationJob.status == QUEUED)
+                job_id = s.scalar(queued.order_by(GenerationJob.id).limit(1))
+            if job_id is None:
                 return None
-            job.status, job.progress = RUNNING, 0.0
-            return job.id
+            if self._transition(job_id, QUEUED, status=RUNNING, progress=0.0):
+                return job_id
+            # cancelled between the two statements: look again
+
+    def _transition(self, job_id: int, expected: str, **values: Any) -> bool:
+        """Set `values` only if the job is still in status `expected`; True when it was."""
+        with self.catalog.session() as s:
+            done = s.execute(
+                update(GenerationJob)
+                .where(GenerationJob.id == job_id, GenerationJob.status == expected)
+                .values(**values)
+            )
+            return bool(done.rowcount)
 
     def _run(self, job_id: int) -> None:
         with self.catalog.session() as s:
             job = s.get(GenerationJob, job_id)
             assert job is not None
             prompt, params = job.prompt, json.loads(job.params or "{}")
-        written = [0.0]
+        written = [0.0, time.monotonic()]  # progress last written, and when
 
         def progress(step: int, total: int, preview) -> None:
             if preview is not None:
                 self._keep_preview(job_id, preview)
-            fraction = step / total
-            if fraction - written[0] >= PROGRESS_WRITE_STEP or step == total:
-                written[0] = fraction
+            fraction, now = step / total, time.monotonic()
+            if fraction - written[0] >= PROGRESS_WRITE_STEP or now - written[1] >= PROGRESS_WRITE_S:
+                written[:] = [fraction, now]
                 self._set(job_id, progress=fraction)
 
         def should_stop() -> bool:
@@ -202,16 +212,21 @@ class JobRunner:
         try:
             options = GenerationOptions.from_params(params)
             if not options.preview_every:
-                options = GenerationOptions.from_params(
-                    {**params, "preview_every": max(1, options.steps // DEFAULT_PREVIEWS_PER_JOB)}
-                )
+                every = min(MAX_PREVIEW_EVERY, max(1, options.steps // DEFAULT_PREVIEWS_PER_JOB))
+                options = GenerationOptions.from_params({**params, "preview_every": every})
             encoder = self.encoder_provider()
             vqgan = self._load_vqgan(encoder.device)
             image = generate_image(encoder, vqgan, prompt, options, progress, should_stop)
             path = save_generated(image, prompt, record_params(options, encoder, vqgan), self.generated_dir)
         except GenerationCancelled as exc:
-            log.info("generation job %d cancelled: %s", job_id, exc)
-            self._set(job_id, status=CANCELLED, finished_at=utcnow())
+            with self._lock:
+                closing = self._closing and job_id not in self._cancel
+            if closing:  # searchd is stopping, nobody cancelled it: run it again after the restart
+                log.info("generation job %d put back in the queue (shutting down)", job_id)
+                self._set(job_id, status=QUEUED, progress=0.0)
+            else:
+                log.info("generation job %d cancelled: %s", job_id, exc)
+                self._set(job_id, status=CANCELLED, finished_at=utcnow())
         except Exception as exc:  # a bad job must never take the worker (or searchd) down
             log.exception("generation job %d failed", job_id)
             self._set(job_id, status=FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())

@@ -204,7 +204,9 @@ def record_params(options: GenerationOptions, encoder, vqgan: VQGAN) -> dict[str
     """What to store with an image so it can be made again: options, output size and both models."""
     width, height = output_size(vqgan, options)
     params = options.to_params()
-    params.update(output_width=width, output_height=height, clip=str(encoder.spec), vqgan=vqgan.label)
+    # The identity label ("photoseek-toy:toyworld", "ViT-B-32-256:datacomp_s34b_b86k"), not the spec,
+    # which may hold a local weights path.
+    params.update(output_width=width, output_height=height, clip=encoder.identity.label, vqgan=vqgan.label)
     if params["init_image"]:
         params["init_image"] = Path(params["init_image"]).name  # the name only: no private paths
     return params

@@ -31,18 +31,20 @@ def init_app(
     encoder_provider: Callable[[], Any],
     vqgan_spec: str | None = None,
     on_result: Callable[[Path], None] | None = None,
+    catalog=None,
 ):
     """Create the job runner (catalog of settings.data_dir, PNGs into settings.generated_dir), start its
     worker and register the blueprint. `encoder_provider()` returns the loaded CLIP encoder; it is
     called from the worker on each job, so searchd's lazily loaded encoder is shared, not duplicated.
     `vqgan_spec` is "CONFIG.yaml,MODEL.ckpt" (default: the tiny toy-world VQGAN); `on_result(path)` is
-    told about each new PNG (for example to index it at once). Returns the runner.
+    told about each new PNG (for example to index it at once). `catalog` reuses searchd's open
+    Catalog instead of opening the data dir's again. Returns the runner (call its close() on shutdown).
     """
     from generation.jobs import JobRunner
     from indexer.catalog import open_catalog
 
     runner = JobRunner(
-        open_catalog(settings.data_dir),
+        catalog if catalog is not None else open_catalog(settings.data_dir),
         settings.generated_dir,
         encoder_provider,
         vqgan_spec=vqgan_spec,
