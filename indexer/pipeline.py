@@ -418,9 +418,9 @@ def read_many(entries: Sequence[FileEntry], settings: Settings, image_size: int)
     # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork.
     ctx = multiprocessing.get_context("spawn")
     todo = iter(entries)
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(settings.nice,)
-    ) as pool:
+    # The initializer is os.nice itself: a function of this module would make every worker import
+    # it, and with it torch and open_clip (~10 s and ~300 MB per worker) just to decode JPEGs.
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=os.nice, initargs=(settings.nice,)) as pool:
         pending: dict[Future, str] = {}
         for e in todo:
             pending[pool.submit(read_photo, e.path, size, mp)] = e.path
@@ -445,8 +445,3 @@ def _rows_at(s: Session, paths: list[str]) -> dict[str, Image]:
         chunk = paths[start : start + 500]
         out.update({im.path: im for im in s.scalars(select(Image).where(Image.path.in_(chunk)))})
     return out
-
-
-def _worker_init(nice: int) -> None:
-    if nice:
-        os.nice(nice)
