@@ -8,6 +8,7 @@ Screenshots of the page land in test-artifacts/ (desktop and mobile; grid and vi
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 from collections import Counter
@@ -44,6 +45,14 @@ pytestmark = [
 XSS_NAME = "<script>alert(1)<\\script>.jpg"
 XSS_FOLDER = "<img src=x onerror=alert(2)> & co"  # no "/": it is a folder name
 TOKEN = "correct horse battery staple"
+# A paste of an image file, as from the clipboard (Ctrl+V after copying a photo).
+PASTE_FILE_JS = """([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  const init = { clipboardData: data, bubbles: true, cancelable: true };
+  document.dispatchEvent(new ClipboardEvent("paste", init));
+}"""
 # Resolves once the images in view have loaded, so screenshots show photos rather than grey squares.
 VISIBLE_IMAGES_DECODED = """Promise.all([...document.images]
   .filter((img) => img.getBoundingClientRect().top < innerHeight)
@@ -247,6 +256,12 @@ def test_dropping_an_image_searches_by_it(page, site, manifest):
     assert wait_for_results(page)[:8] == browse[:8]
     assert page.locator(".qchip").count() == 0
 
+    # Pasting an image (from the clipboard) does the same.
+    page.evaluate(PASTE_FILE_JS, [base64.b64encode(jpeg_bytes(image)).decode(), "pasted.jpg"])
+    ids = wait_for_results(page)
+    assert kind(record(site, manifest, ids[0])) == (colour, shape)
+    assert "pasted.jpg" in page.inner_text(".qchip")
+
     # A file that is not an image gets a sentence, not a crash.
     drop_file(page, b"hello", "notes.txt", type_="text/plain")
     assert "not an image" in page.inner_text("#error-text")
@@ -286,6 +301,20 @@ def test_filters_narrow_the_results_and_show_as_chips(page, site, manifest):
     assert len(recs) == len(in_tokyo)
     assert all(r["path"].startswith("Tokyo 2023/") for r in recs)
     assert "camera" not in parse_qs(urlparse(page.url).query)
+
+    # A minimum score drops the weaker matches.
+    scores = page.eval_on_selector_all("#results .tile", "ts => ts.map(t => Number(t.dataset.score))")
+    threshold = round(min(0.6, sorted(scores)[len(scores) // 2]), 2)
+    page.eval_on_selector(
+        "#f-min-score",
+        "(el, v) => { el.value = v; el.dispatchEvent(new Event('change', { bubbles: true })); }",
+        threshold,
+    )
+    wait_for_results(page)
+    kept = page.eval_on_selector_all("#results .tile", "ts => ts.map(t => Number(t.dataset.score))")
+    assert kept and len(kept) < len(scores)
+    assert all(x >= threshold - 0.005 for x in kept)  # labels are rounded to 2 decimals
+    assert parse_qs(urlparse(page.url).query)["min_score"] == [str(threshold)]
 
 
 def test_endless_scroll_loads_every_photo_once(page, site, manifest):
