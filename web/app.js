@@ -7,6 +7,7 @@ import { $, debounce, el, icon, ICON_CLOSE } from "./dom.js";
 import { FILTER_KEYS, Filters } from "./filters.js";
 import { Grid } from "./grid.js";
 import { Viewer } from "./viewer.js";
+import { setupTags } from "./tags.js";
 
 const PAGE_SIZE = 60;
 const TYPING_DELAY_MS = 250;
@@ -63,6 +64,7 @@ async function search({ history = "none" } = {}) {
   run.abort = abort;
   const generation = ++run.generation;
   run.loadingMore = null;
+  run.nextOffset = null; // no "load more" of the old list while the new one's first page is coming
   setLoading(true);
   try {
     const response = await api.search(params(), { image: state.image, limit: PAGE_SIZE, signal: abort.signal });
@@ -439,3 +441,4 @@ export const photoseek = {
   currentImage: () => (viewer.isOpen ? viewer.current() : null),
 };
 window.photoseek = photoseek;
+setupTags(photoseek); // tag chips in the viewer (web/tags.js)
