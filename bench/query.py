@@ -248,6 +248,7 @@ def bench_http(report: Report, n: int, settings: Settings, encoder: Encoder, que
         p50, p99 = ms_percentiles(times)
         report.add("query", f"searchd HTTP, repeated text, {n:,} images p50", p50, "ms", f"p99 {p99:.1f} ms")
         conn.close()
+        time.sleep(0.2)  # let waitress finish with the closed channel before the server closes
     finally:
         stop()
 
