@@ -58,17 +58,22 @@ def expanded_corpus(n: int) -> Path:
     return folder
 
 
-def tree_rss(proc: psutil.Process) -> tuple[int, int]:
-    """(RSS of the process and all its children, RSS of the process alone), bytes."""
+def tree_rss(proc: psutil.Process, pss: bool = False) -> tuple[int, int]:
+    """(RSS of the process and all its children, RSS of the process alone), bytes. pss=True: PSS
+    instead (shared library pages divided among the processes that map them; slower to read)."""
+
+    def mem(p: psutil.Process) -> int:
+        return p.memory_full_info().pss if pss else p.memory_info().rss
+
     try:
-        main = proc.memory_info().rss
+        main = mem(proc)
         kids = proc.children(recursive=True)
     except psutil.NoSuchProcess:
         return 0, 0
     total = main
     for k in kids:
         with contextlib.suppress(psutil.NoSuchProcess):  # a worker that just exited
-            total += k.memory_info().rss
+            total += mem(k)
     return total, main
 
 
@@ -79,26 +84,40 @@ def read_status(data: Path) -> dict:
         return {}
 
 
-def measure(n: int, model: str, config: Path) -> dict:
+def measure(n: int, model: str, config: Path, threads: int) -> dict:
     photos = expanded_corpus(n)
     data = Path(tempfile.mkdtemp(prefix="photoseek-nas-rss-"))
-    env = {**os.environ, "PHOTOSEEK_MODEL_IDLE_UNLOAD_S": str(IDLE_UNLOAD_S), "OMP_NUM_THREADS": "2"}
+    # nice = 0: on a shared machine, the profile's nice 10 would measure the neighbours' load.
+    env = {
+        **os.environ,
+        "PHOTOSEEK_MODEL_IDLE_UNLOAD_S": str(IDLE_UNLOAD_S),
+        "PHOTOSEEK_NICE": "0",
+        # On a machine busier than its cores, two OpenMP threads spin-wait for each other and crawl.
+        "PHOTOSEEK_TORCH_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+    }
     cmd = [PHOTOSEEK, "--config", str(config), "--data-dir", str(data), "--model", model, "-q"]
     cmd += ["watch", str(photos)]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
-    peak_total = peak_main = 0
+    peak_total = peak_main = peak_pss = 0
     scan_s = None
     idle: list[int] = []
+    series: list[tuple[float, int]] = []  # (seconds, tree RSS) during the scan: flat or growing?
+    next_pss = 0.0
     try:
         while proc.poll() is None:
             total, main = tree_rss(ps)
             status = read_status(data)
+            now = time.monotonic() - started
             if scan_s is None:
                 peak_total, peak_main = max(peak_total, total), max(peak_main, main)
+                series.append((now, total))
+                if now >= next_pss:
+                    peak_pss, next_pss = max(peak_pss, tree_rss(ps, pss=True)[0]), now + 1.0
                 if status.get("state") == "watching" and status.get("roots"):
-                    scan_s = time.monotonic() - started
+                    scan_s = now
             elif not status.get("model_loaded", True):
                 idle.append(total)
                 if len(idle) >= 8:
@@ -122,7 +141,11 @@ def measure(n: int, model: str, config: Path) -> dict:
         ok = s.scalar(select(func.count()).select_from(Image).where(Image.status == OK))
     catalog.close()
     shutil.rmtree(data, ignore_errors=True)
+    half = scan_s / 2 if scan_s else 0
     return {
+        "peak_first_half_mb": max((r for t, r in series if t < half), default=0) / 2**20,
+        "peak_second_half_mb": max((r for t, r in series if t >= half), default=0) / 2**20,
+        "peak_pss_mb": peak_pss / 2**20,
         "n": n,
         "ok": ok,
         "scan_s": scan_s,
@@ -138,15 +161,24 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="photos in the first scan")
     ap.add_argument("--model", default="ViT-B-32-256:random")
     ap.add_argument("--config", type=Path, default=REPO / "deploy" / "nas.toml")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the profile's 2)")
     ap.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
     report = Report(machine.describe())
     report.machine["command"] = " ".join(["python", "-m", "bench.nas_rss", *sys.argv[1:]])
-    r = measure(args.n, args.model, args.config)
-    note = f"{r['ok']} of {args.n} indexed; profile {args.config.name}, {args.model}"
+    r = measure(args.n, args.model, args.config, args.threads)
+    note = f"{r['ok']} of {args.n} indexed; {args.config.name}, {args.model}, {args.threads} thread(s)"
     section = "watch: NAS profile, first scan of 12 MP JPEGs"
     report.add(section, "peak RSS, watcher + decoding workers", r["peak_total_mb"], "MiB", note)
     report.add(section, "peak RSS, watcher process alone", r["peak_main_mb"], "MiB")
+    report.add(section, "peak PSS, watcher + workers (shared pages split)", r["peak_pss_mb"], "MiB")
+    report.add(
+        section,
+        "peak RSS in the first / second half of the scan",
+        r["peak_second_half_mb"],
+        "MiB",
+        f"first half: {r['peak_first_half_mb']:.0f} MiB",
+    )
     report.add(section, "first scan", r["n"] / r["scan_s"], "photos/s", f"{r['scan_s']:.0f} s in all")
     report.add(
         section,
