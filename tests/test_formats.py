@@ -74,6 +74,7 @@ def test_every_format_is_indexed(tmp_path, one_of_each, toy_encoder):
     assert raw.status == FAILED and raw.error.startswith("not a readable RAW file")
 
 
+@pytest.mark.slow
 def test_a_missing_decoder_is_explained_once(tmp_path, library):
     """pillow-heif and rawpy hidden: every HEIC/RAW file is recorded with the reason, said once."""
     import pillow_heif
