@@ -129,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     t_all = best_f1(sweep(zscores, truth, grids["zscore"]))[0]
     p, r = precision_recall(zscores_no_star >= t_all, truth[no_star])
     print(f"zscore       no star, t={t_all:<5.2f}                     {p:9.3f}  {r:6.3f}")
+    # Where no photo shows a star, every "star" suggestion is wrong: how many does each method make?
+    star_cols = [i for i, n in enumerate(names) if n.endswith("star")]
+    t_neutral = best_f1(sweep(neutral, truth, grids["neutral"]))[0]
+    wrong_neutral = (neutral[no_star][:, star_cols] >= t_neutral).any(1).mean()
+    wrong_z = (zscores_no_star[:, star_cols] >= t_all).any(1).mean()
+    print(
+        f"photos of the star-less library given a 'star' tag: neutral {wrong_neutral:.1%} "
+        f"(t={t_neutral:.2f}), zscore {wrong_z:.1%} (t={t_all:.2f})"
+    )
 
     print(f"\nneutral calibration, threshold sweep (default {args.threshold}):")
     for t, p, r in sweep(neutral, truth, np.array([0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])):
