@@ -174,7 +174,7 @@ def main() -> None:
         ready = ctx.Queue()
         server = ctx.Process(target=_serve, args=(str(settings.data_dir), args.threads, ready), daemon=True)
         server.start()
-        port = ready.get(timeout=300)
+        port = ready.get(timeout=900)  # a busy shared machine can take minutes to import torch
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         warm.request("GET", "/api/search?limit=200")
         answer = json.loads(warm.getresponse().read())
