@@ -312,3 +312,44 @@ def bench_startup(report: Report, n: int, data_dir: Path, cold: bool) -> None:
             backup.rename(vectors)
     what = "no saved vector index (rebuilt from the catalog)" if cold else "saved vector index"
     report.add("start-up", f"searchd start to first answer, {n:,} images, {what}", elapsed, "s")
+
+
+def bench_index_in_memory(report: Report, n: int, dim: int, queries: int) -> None:
+    """The approximate index against exact search on n in-memory vectors, without a catalog: the
+    same index construction as VectorIndex (indexer.vectors._new_index), minus the SQLite read."""
+    import faiss
+
+    from indexer.vectors import IVF, _new_index
+
+    vectors = clustered_unit_vectors(n, dim, seed=n)
+    qs = mixed_queries(vectors, queries, seed=7)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(vectors)
+    _, exact = flat.search(qs, 10)  # batched: the ground truth, not a latency figure
+    del flat
+    started = time.perf_counter()
+    ivf = _new_index(IVF, dim, vectors)
+    ivf.add_with_ids(vectors, np.arange(n, dtype=np.int64))
+    report.add(
+        "vector index",
+        f"IVF build in memory, {n:,} x {dim}",
+        time.perf_counter() - started,
+        "s",
+        f"{ivf.nlist} lists, {ivf.nprobe} probed",
+    )
+    times, found = [], []
+    for q in qs:
+        t = time.perf_counter()
+        _, ids = ivf.search(q[None], 10)
+        times.append(time.perf_counter() - t)
+        found.append(ids[0])
+    p50, p99 = ms_percentiles(times)
+    report.add("vector index", f"IVF search p50, {n:,} vectors in memory", p50, "ms", f"p99 {p99:.1f} ms")
+    recall = np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact, strict=True)])
+    report.add(
+        "vector index",
+        f"IVF recall@10 vs exact, {n:,} vectors in memory",
+        recall,
+        "",
+        f"{queries} mixed queries, clustered synthetic",
+    )

@@ -7,6 +7,7 @@ corpora and catalogs: a smoke test of the suite (a minute or two), not figures t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from bench import machine
 from bench.corpus import corpus, describe
 from bench.report import Report
 
-SECTIONS = ("decode", "indexing", "rss", "vector-index", "query", "startup", "watch")
+SECTIONS = ("decode", "indexing", "rss", "vector-memory", "vector-index", "query", "startup", "watch")
 CPU_MODEL = "ViT-B-32-256:random"  # the CPU target
 CUDA_MODEL = "ViT-B-32:random"
 
@@ -31,12 +32,13 @@ class Plan:
     batch_size: int
     worker_variants: tuple[int, ...]  # decoding processes tried on the 3 MP corpus
     watch_files: int
+    memory_vectors: int = 1_000_000  # the in-memory recall/latency figure (no catalog)
 
 
 def plan_for(device: str, quick: bool) -> Plan:
     cores = os.cpu_count() or 1
     if quick:
-        return Plan({"12mp": 8, "3mp": 16, "0.3mp": 24}, 16, (2_000, 10_000), 10, 1, 8, (0, 1), 2)
+        return Plan({"12mp": 8, "3mp": 16, "0.3mp": 24}, 16, (2_000, 10_000), 10, 1, 8, (0, 1), 2, 20_000)
     if device == "cuda":
         return Plan(
             {"12mp": 1000, "3mp": 2000, "0.3mp": 5000}, 5000, (10_000, 100_000, 1_000_000), 200, 3, 256,
@@ -44,7 +46,7 @@ def plan_for(device: str, quick: bool) -> Plan:
         )  # fmt: skip
     # A 2-core CPU embeds ~5-10 img/s with ViT-B-32-256: these counts keep the suite near 15 minutes.
     return Plan(
-        {"12mp": 48, "3mp": 128, "0.3mp": 128}, 64, (10_000, 100_000, 1_000_000), 100, 3, 64,
+        {"12mp": 48, "3mp": 128, "0.3mp": 128}, 32, (10_000, 100_000, 1_000_000), 100, 3, 64,
         (0, 1, cores), 3,
     )  # fmt: skip
 
@@ -108,11 +110,12 @@ def run_indexing(report: Report, plan: Plan, device: str, model: str, sections: 
             "MB",
             f"of which anonymous {anon:.0f} MB; the rest is shared library pages",
         )
-        peak, seconds = indexing.cli_index_peak_rss(folders["3mp"], model, device)
-        n = plan.corpora["3mp"]
+        rss_corpus = "3mp" if "3mp" in folders else next(iter(folders))
+        peak, seconds = indexing.cli_index_peak_rss(folders[rss_corpus], model, device)
+        n = plan.corpora[rss_corpus]
         report.add(
             "rss",
-            f"`photoseek index` peak RSS, 3mp x {n}, {model}",
+            f"`photoseek index` peak RSS, {rss_corpus} x {n}, {model}",
             peak,
             "MB",
             f"process tree, default workers; took {seconds:.1f} s ({n / seconds:.1f} img/s incl. start-up)",
@@ -169,6 +172,8 @@ def run_queries(report: Report, plan: Plan, device: str, model: str, sections: s
         ):
             query.bench_startup(report, n, data_dir, cold=False)
             query.bench_startup(report, n, data_dir, cold=True)
+    if "vector-memory" in sections:
+        query.bench_index_in_memory(report, plan.memory_vectors, encoder.identity.dim, plan.queries)
     if "watch" in sections:
         from bench.watch_latency import bench_watch_latency
 
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny corpora: check the suite runs")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     ap.add_argument("--model", help=f"image/text model [{CPU_MODEL} on cpu, {CUDA_MODEL} on cuda]")
+    ap.add_argument("--corpora", nargs="+", choices=("12mp", "3mp", "0.3mp"), help="only these corpora")
+    ap.add_argument("--workers", nargs="+", type=int, help="decoding processes to try on the 3 MP corpus")
+    ap.add_argument("--sizes", nargs="+", type=int, help="catalog sizes for the query figures")
     ap.add_argument("--no-markdown", action="store_true", help="write the JSON only, not RESULTS.md")
     args = ap.parse_args(argv)
     sections = set(args.only or SECTIONS)
@@ -200,10 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     model = args.model or (CUDA_MODEL if args.device == "cuda" else CPU_MODEL)
     plan = plan_for(args.device, args.quick)
+    if args.sizes:
+        plan = dataclasses.replace(plan, catalog_sizes=tuple(args.sizes))
+    if args.corpora:
+        plan = dataclasses.replace(plan, corpora={k: v for k, v in plan.corpora.items() if k in args.corpora})
+    if args.workers:
+        plan = dataclasses.replace(plan, worker_variants=tuple(args.workers))
     started = time.perf_counter()
     if sections & {"decode", "indexing", "rss"}:
         run_indexing(report, plan, args.device, model, sections)
-    if sections & {"vector-index", "query", "startup", "watch"}:
+    if sections & {"vector-memory", "vector-index", "query", "startup", "watch"}:
         run_queries(report, plan, args.device, model, sections)
     report.add("suite", "total run time", time.perf_counter() - started, "s")
     path = report.save_json(f"{time.strftime('%Y%m%d-%H%M%S')}-{args.device}{'-quick' if args.quick else ''}")
