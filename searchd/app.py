@@ -88,7 +88,7 @@ def create_app(
     for module in (search_api, images_api, health):
         app.register_blueprint(module.bp)
     # Other features hang their routes on the same app and share the loaded model.
-    generate_api.init_app(app, settings, encoder_provider)
+    generate_api.init_app(app, settings, encoder_provider, catalog=catalog)
     tags_api.init_app(app, settings, catalog, encoder_provider)
 
     @app.get("/")
