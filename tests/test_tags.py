@@ -22,7 +22,7 @@ from indexer.tags.vocabulary import (
     load_vocabulary,
     parse_vocabulary,
 )
-from indexer.toyworld import Spec, build_library, render
+from indexer.toyworld import BACKGROUNDS, COLOURS, Spec, build_library, render
 from tests.conftest import make_settings, read_manifest
 
 SMALL_LIBRARY = 48
@@ -107,14 +107,21 @@ def test_new_images_get_suggestions_when_indexed(tmp_path, photos, toy_encoder):
     settings, catalog = index_with_tags(tmp_path / "data", photos, toy_encoder)
     truth = read_manifest(photos)
     ids = ids_by_path(catalog)
-    right = total = 0
+    # Colours and backgrounds are what any usable toy CLIP knows (the shipped one's shapes are
+    # measured by `python -m indexer.tags.evaluate`, see docs/tags.md): check them against the truth.
+    single = set(COLOURS) | set(BACKGROUNDS)
+    right = wrong = missed = 0
     for path, image_id in ids.items():
         tags = store.tags_of(catalog, image_id)
         assert tags and all(t.state == "suggested" and t.score >= settings.tag_threshold for t in tags)
-        suggested = {t.name for t in tags}
-        right += len(suggested & set(truth[path]["concepts"]))
-        total += len(suggested)
-    assert right / total >= 0.85  # precision of the stored suggestions against the ground truth
+        suggested = {t.name for t in tags} & single
+        want = {truth[path]["colour"], truth[path]["background"]}
+        right, wrong, missed = (
+            right + len(suggested & want),
+            wrong + len(suggested - want),
+            missed + len(want - suggested),
+        )
+    assert right / (right + wrong) >= 0.9 and right / (right + missed) >= 0.9, (right, wrong, missed)
 
     # A photo added later gets its suggestions in the batch that indexes it.
     new = photos / "Later" / "new.png"
