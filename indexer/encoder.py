@@ -25,14 +25,14 @@ import open_clip
 import torch
 from PIL import Image
 
+from indexer import toyclip
 from indexer.catalog.store import ModelIdentity
 from indexer.preprocess import fit_square
 
 log = logging.getLogger(__name__)
 
-TOY_DIR = Path(__file__).parent / "toyclip"
-TOY_ARCH = "photoseek-toy"
-TOY_CHECKPOINT = TOY_DIR / "toy_clip.pt"
+TOY_ARCH = toyclip.MODEL_NAME
+TOY_CHECKPOINT = toyclip.CHECKPOINT_PATH
 TOY_ALIASES = {"toy", "toy-clip", f"{TOY_ARCH}:toyworld"}
 RANDOM_TAG = "random"
 NETWORK_PROBE_SECONDS = 3.0
@@ -84,8 +84,7 @@ def pick_device(device: str = "auto") -> str:
 def register_toy_config() -> None:
     """Make the toy architecture known to open_clip (its registry is a module-level dict)."""
     with _registry_lock:
-        if TOY_ARCH not in open_clip.list_models():
-            open_clip.add_model_config(TOY_DIR / f"{TOY_ARCH}.json")
+        toyclip.register()
 
 
 def file_sha256(path: Path) -> str:
