@@ -13,12 +13,12 @@ import tempfile
 import zlib
 from pathlib import Path
 
-import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
 from indexer.catalog import open_catalog
 from indexer.catalog.schema import FAILED, OK, Image
+from indexer.decode import read_photo
 from tests.conftest import index_library
 
 GOOD = 12
@@ -56,18 +56,22 @@ def make_bad_tree(root: Path, library: Path) -> dict[str, str]:
     (root / "bomb.png").write_bytes(_declared_huge_png(30000, 30000))
     os.symlink("loop.jpg", root / "loop.jpg")
     os.symlink("nowhere.jpg", root / "dangling.jpg")
-    (root / "locked.jpg").write_bytes(_jpeg_bytes())
-    (root / "locked.jpg").chmod(0)
     (root / "png_named.jpg").write_bytes(_png_bytes())  # a real image: indexed, with a note
-    return {
+    expected = {
         "zero.jpg": "empty file (0 bytes)",
         "truncated.jpg": "truncated or corrupt image",
         "text.jpg": "not an image (unrecognised format)",
         "bomb.png": "decompression bomb guard: 30000x30000",
         "loop.jpg": "symbolic link loop",
         "dangling.jpg": "broken symbolic link",
-        "locked.jpg": "unreadable: permission denied",
     }
+    if (
+        os.geteuid() != 0
+    ):  # root reads everything: test_unreadable_file_reason covers it by dropping to nobody
+        (root / "locked.jpg").write_bytes(_jpeg_bytes())
+        (root / "locked.jpg").chmod(0)
+        expected["locked.jpg"] = "unreadable: permission denied"
+    return expected
 
 
 def _check(catalog_dir: Path, root: Path, expected: dict[str, str]) -> None:
@@ -84,8 +88,6 @@ def _check(catalog_dir: Path, root: Path, expected: dict[str, str]) -> None:
 
 
 def test_bad_files_recorded_good_files_indexed(tmp_path, library, toy_encoder, caplog):
-    if os.geteuid() == 0:
-        pytest.skip("as root every file is readable; test_bad_files_via_cli_as_unprivileged_user covers it")
     root = tmp_path / "photos"
     root.mkdir()
     expected = make_bad_tree(root, library)
@@ -95,51 +97,61 @@ def test_bad_files_recorded_good_files_indexed(tmp_path, library, toy_encoder, c
     assert "skipping" in caplog.text and "zero.jpg" in caplog.text
 
 
-def test_bad_files_via_cli(library):
-    """The real CLI in a subprocess; as root it drops to 'nobody' so that chmod 000 really bites."""
-    work = Path(tempfile.mkdtemp(prefix="photoseek-bad-"))
+def test_bad_files_via_cli(tmp_path, library):
+    """The real CLI in a subprocess: summary, log lines and catalog rows."""
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    expected = make_bad_tree(root, library)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "searchd.cli",
+        "--data-dir",
+        str(data),
+        "--model",
+        "toy",
+        "index",
+        str(root),
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{GOOD + 1} new" in proc.stdout  # the good ones and the PNG named .jpg
+    assert f"{len(expected)} failed" in proc.stdout
+    assert "failed: 1 x symbolic link loop" in proc.stdout
+    assert "skipping" in proc.stderr and "text.jpg: not an image" in proc.stderr
+    _check(data, root, expected)
+
+
+def test_unreadable_file_reason():
+    """chmod 000 as a user the file does not belong to (root drops to 'nobody' in a forked child)."""
+    work = Path(tempfile.mkdtemp(prefix="photoseek-locked-"))
     try:
-        work.chmod(0o777)
-        root, data = work / "photos", work / "data"
-        root.mkdir()
-        data.mkdir()
-        expected = make_bad_tree(root, library)
-        kwargs: dict = {}
-        if os.geteuid() == 0:
-            for p in [root, data, *root.iterdir()]:
-                if not p.is_symlink() and p.name != "locked.jpg":
-                    os.chown(p, 65534, 65534)
-            kwargs = {"user": 65534, "group": 65534, "extra_groups": []}
-        env = {**os.environ, "HOME": str(work), "OMP_NUM_THREADS": "2"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "searchd.cli",
-            "--data-dir",
-            str(data),
-            "--model",
-            "toy",
-            "index",
-            str(root),
-            "--workers",
-            "0",
-            "--no-progress",
-        ]
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            cwd=Path(__file__).parent.parent,
-            **kwargs,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert f"{GOOD + 1} new" in proc.stdout  # the good ones and the PNG named .jpg
-        assert f"{len(expected)} failed" in proc.stdout
-        assert "failed: 1 x symbolic link loop" in proc.stdout
-        assert "skipping" in proc.stderr and "text.jpg: not an image" in proc.stderr
-        _check(data, root, expected)
+        work.chmod(0o755)
+        locked = work / "locked.jpg"
+        locked.write_bytes(_jpeg_bytes())
+        locked.chmod(0)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: no torch here, only os and Pillow
+            try:
+                os.close(read_end)
+                if os.geteuid() == 0:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                os.write(write_end, str(read_photo(str(locked), 64).error).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as f:
+            reason = f.read()
+        os.waitpid(pid, 0)
+        assert reason == "unreadable: permission denied"
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
