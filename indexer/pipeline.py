@@ -380,11 +380,11 @@ class Writer:
     def _known_under(self, root_id: int) -> dict[str, Known]:
         with self.catalog.session() as s:
             rows = s.execute(
-                select(Image.id, Image.path, Image.size, Image.mtime, Image.status, Image.content_hash).where(
-                    Image.root_id == root_id
-                )
+                select(Image.id, Image.path, Image.size, Image.mtime, Image.status)
+                .add_columns(Image.content_hash, Image.error)
+                .where(Image.root_id == root_id)
             ).all()
-        return {r.path: Known(r.id, r.size, r.mtime, r.status, r.content_hash) for r in rows}
+        return {r.path: Known(r.id, r.size, r.mtime, r.status, r.content_hash, r.error) for r in rows}
 
     def _set_root_online(self, root_id: int, online: bool) -> None:
         with self.catalog.session() as s:

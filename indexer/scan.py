@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.decode import describe_os_error
-from indexer.formats import PHOTO_EXTS
+from indexer.formats import NO_HEIF, NO_RAW, PHOTO_EXTS, heif_available
 
 # Folders that hold no photos of the user's: NAS thumbnail caches, recycle bins.
 SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", ".thumbnails", "$RECYCLE.BIN", "lost+found"}
@@ -24,6 +25,7 @@ class Known:
     mtime: float
     status: str
     content_hash: str | None
+    error: str | None = None
 
 
 @dataclass
@@ -95,12 +97,22 @@ def plan_root(root: str, known: dict[str, Known], skip: set[str] | None = None) 
             else:
                 plan.unchanged += 1
             continue
-        if k is not None and k.size == entry.size and k.mtime == entry.mtime and k.status != "deleted":
+        same = k is not None and k.size == entry.size and k.mtime == entry.mtime and k.status != "deleted"
+        if same and not (k.status == "failed" and decoder_now_available(k.error)):
             plan.unchanged += 1  # size and mtime agree: trust it without reading (a failed file too)
             continue
         plan.to_read.append(entry)
     plan.missing = [k for path, k in known.items() if path not in plan.seen and k.status != "deleted"]
     return plan
+
+
+def decoder_now_available(error: str | None) -> bool:
+    """A file that failed only for want of an optional decoder is worth a retry once it is installed."""
+    if error == NO_HEIF:
+        return heif_available()
+    if error and error.startswith(NO_RAW):
+        return importlib.util.find_spec("rawpy") is not None
+    return False
 
 
 def root_is_offline(root: Path, has_photos_in_catalog: bool) -> str | None:

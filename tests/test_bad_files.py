@@ -13,6 +13,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
@@ -169,3 +170,23 @@ def test_search_json_never_lists_failed_files(tmp_path, library, toy_encoder):
     assert len(hits) == GOOD + 1
     assert not names & {"zero.jpg", "truncated.jpg", "text.jpg", "bomb.png", "locked.jpg"}
     json.dumps([h.as_dict() for h in hits])  # serialisable as the CLI's --json prints it
+
+
+def test_missing_decoder_failure_is_retried_once_the_decoder_is_there(tmp_path, toy_encoder):
+    """A HEIC recorded as 'no HEIF decoder' is read again on the next pass when pillow-heif is present."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from indexer.formats import NO_HEIF
+
+    pillow_heif.register_heif_opener()
+    root = tmp_path / "photos"
+    root.mkdir()
+    PILImage.new("RGB", (64, 48), (250, 130, 20)).save(root / "IMG_1.HEIC", "HEIF")
+    settings, catalog, first = index_library(tmp_path / "data", [root], toy_encoder)
+    assert first.new == 1
+    with catalog.session() as s:  # as if it had been indexed on a machine without pillow-heif
+        row = s.scalars(select(Image)).one()
+        row.status, row.error = FAILED, NO_HEIF
+    _, _, again = index_library(tmp_path / "data", [root], toy_encoder)
+    assert again.unchanged == 0
+    with catalog.session() as s:
+        assert s.scalars(select(Image)).one().status == OK
