@@ -50,7 +50,7 @@ class Settings:
     max_upload_mb: float = 20.0
     thumb_size: int = 320
     # tags
-    tag_threshold: float = 0.5  # calibrated score (0..1) at or above which a tag is suggested (docs/tags.md)
+    tag_threshold: float = 0.7  # calibrated score (0..1) at or above which a tag is suggested (docs/tags.md)
     vocabulary: str = ""  # a vocabulary file extending (or, with @replace, replacing) the built-in one
 
     @property
