@@ -14,6 +14,7 @@ from datetime import date
 from werkzeug.datastructures import MultiDict
 
 from indexer.query import Part, QueryError, parse_query
+from indexer.tags.vocabulary import normalize_tag
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 200  # larger limits are capped, not refused: endless scrolling asks for pages anyway
@@ -143,7 +144,7 @@ def parse_filters(values: MultiDict) -> Filters:
         date_to=date_to,
         camera=_text(values, "camera") or None,
         type=TYPE_ALIASES.get(kind, kind) or None,
-        tags=tuple(t.strip() for t in values.getlist("tag") if t.strip()),
+        tags=tuple(_tag(t) for t in values.getlist("tag") if t.strip()),
         generated=None if not generated else generated in _TRUE,
     )
 
@@ -212,3 +213,11 @@ def _image_id(raw: str, name: str) -> int:
     if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= MAX_IMAGE_ID:
         raise QueryError(f"{name} must be an image id (a positive whole number), not {raw[:40]!r}")
     return int(raw)
+
+
+def _tag(name: str) -> str:
+    """Tags are stored normalised (lower case, single spaces); so is the filter."""
+    try:
+        return normalize_tag(name)
+    except ValueError as exc:
+        raise QueryError(f"tag filter: {exc}") from exc
