@@ -35,7 +35,7 @@ def test_demo_library_index_and_search(tmp_path):
 
 def test_bad_query_says_what_is_wrong(indexed):
     settings, _ = indexed
-    proc = photoseek("--data-dir", str(settings.data_dir), "search", "red | blue:-1")
+    proc = photoseek("--data-dir", str(settings.data_dir), "search", "red:-1 | blue:-1")
     assert proc.returncode == 2 and "positive weight" in proc.stderr
     proc = photoseek("--data-dir", str(settings.data_dir), "search", "--like", "999999")
     assert proc.returncode == 2 and "#999999 is not in the index" in proc.stderr
