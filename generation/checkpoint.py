@@ -36,7 +36,12 @@ def _stand_in(qualified: str) -> type:
 def read_checkpoint(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch < 2.5
+            raise ValueError(
+                f"{path} pickles classes other than tensors (a pytorch-lightning checkpoint?); reading it "
+                "safely needs torch >= 2.5, or save just its state_dict with torch.save"
+            ) from exc
         foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     with torch.serialization.safe_globals([_stand_in(name) for name in foreign]):
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -41,6 +41,7 @@ PROGRESS_WRITE_S = 1.0
 PREVIEWS_KEPT = 16  # jobs whose last preview stays in memory
 DEFAULT_PREVIEWS_PER_JOB = 20  # when the job does not say (preview_every 0) ...
 MAX_PREVIEW_EVERY = 10  # ... but at least every 10 steps, so a long job shows something early
+CATALOG_RETRY_S = 5.0  # the worker's pause after the catalog failed it
 
 
 class UnknownJob(KeyError):
@@ -77,10 +78,22 @@ class JobRunner:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> JobRunner:
+        """Recover from a crash, and resume the queue if a previous process left one."""
         self.recover_interrupted()
-        self._thread = threading.Thread(target=self._work, name="photoseek-generation", daemon=True)
-        self._thread.start()
+        with self.catalog.session() as s:
+            waiting = s.scalar(select(GenerationJob.id).where(GenerationJob.status == QUEUED).limit(1))
+        if waiting is not None:
+            self._ensure_worker()
         return self
+
+    def _ensure_worker(self) -> None:
+        # The thread starts with the first job, not with the app: a searchd that never generates
+        # (and every test app) has no thread touching the catalog behind its back.
+        with self._lock:
+            if self._closing or (self._thread is not None and self._thread.is_alive()):
+                return
+            self._thread = threading.Thread(target=self._work, name="photoseek-generation", daemon=True)
+            self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop after the current step and join the worker; a running job goes back in the queue."""
@@ -113,6 +126,7 @@ class JobRunner:
             s.add(job)
             s.flush()
             job_id = job.id
+        self._ensure_worker()
         self._wake.set()
         return job_id
 
@@ -160,14 +174,20 @@ class JobRunner:
             with self._lock:
                 if self._closing:
                     return
-            job_id = self._claim_next()
-            if job_id is None:
-                if self._vqgan is not None and time.monotonic() - idle_since > self.idle_unload_s:
-                    self._release_vqgan()
-                self._wake.wait(timeout=min(self.idle_unload_s, 60.0))
+            try:
+                job_id = self._claim_next()
+                if job_id is not None:
+                    self._run(job_id)
+                    idle_since = time.monotonic()
+                    continue
+            except Exception:  # the catalog failed us (disk full, closed): pause and retry, never die
+                log.exception("generation worker could not use the catalog")
+                self._wake.wait(timeout=CATALOG_RETRY_S)
                 continue
-            self._run(job_id)
-            idle_since = time.monotonic()
+            if self._vqgan is not None and time.monotonic() - idle_since >= self.idle_unload_s:
+                self._release_vqgan()
+            # Sleep until a submit() or close(); with a VQGAN loaded, only until it is due to go.
+            self._wake.wait(timeout=None if self._vqgan is None else self.idle_unload_s)
 
     def _claim_next(self) -> int | None:
         while True:

@@ -125,9 +125,12 @@ def train(steps: int, batch: int, image_size: int, crop: int, seed: int, out: Pa
                    "look alike at any scale, so it also draws at 64 px and more, at a quarter of the cost.")
 @click.option("--crop", default=0, help="Train on random crops of this side (0: whole images).")
 @click.option("--seed", default=0)
+@click.option(
+    "--threads", default=2, show_default=True, help="torch threads (1 is faster on a busy machine).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=TINY_CHECKPOINT)
-def main(steps: int, batch: int, image_size: int, crop: int, seed: int, out: Path) -> None:
-    torch.set_num_threads(2)
+def main(steps: int, batch: int, image_size: int, crop: int, seed: int, threads: int, out: Path) -> None:
+    torch.set_num_threads(threads)
     train(steps, batch, image_size, crop, seed, out)
 
 
