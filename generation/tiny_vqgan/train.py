@@ -1,6 +1,6 @@
-"""Train the tiny VQGAN shipped for tests and the demo (about 3 minutes on 2 CPU cores).
+"""Train the tiny VQGAN shipped for tests and the demo (about 2 minutes on one CPU core).
 
-    python -m generation.tiny_vqgan.train [--steps 450]
+    python -m generation.tiny_vqgan.train [--steps 400]
 
 It learns to reconstruct toy-world images (indexer/toyworld.py: coloured shapes on plain backgrounds),
 the same world the toy CLIP was trained on, so VQGAN+CLIP with the two can actually draw what a toy
@@ -118,7 +118,7 @@ def train(steps: int, batch: int, image_size: int, crop: int, seed: int, out: Pa
 
 
 @click.command()
-@click.option("--steps", default=450, show_default=True, help="About 3 minutes on 2 idle cores.")
+@click.option("--steps", default=400, show_default=True, help="The shipped checkpoint: 400 steps.")
 @click.option("--batch", default=12, show_default=True)
 @click.option("--image-size", default=32, show_default=True,
               help="Side of the toy images trained on. The model is convolutional: flat colours and edges "
@@ -126,7 +126,7 @@ def train(steps: int, batch: int, image_size: int, crop: int, seed: int, out: Pa
 @click.option("--crop", default=0, help="Train on random crops of this side (0: whole images).")
 @click.option("--seed", default=0)
 @click.option(
-    "--threads", default=2, show_default=True, help="torch threads (1 is faster on a busy machine).",
+    "--threads", default=1, show_default=True, help="torch threads (1: 0.3 s/step; 2 stall on a busy box).",
 )
 @click.option("--out", type=click.Path(path_type=Path), default=TINY_CHECKPOINT)
 def main(steps: int, batch: int, image_size: int, crop: int, seed: int, threads: int, out: Path) -> None:
