@@ -52,9 +52,12 @@ def generate(
     from generation.optimize import GenerationOptions, generate_image, parse_size, record_params
     from generation.output import save_generated
     from generation.vqgan import VQGANConfigError, load_default_vqgan, load_vqgan, parse_vqgan_spec
+    from indexer.cli import effective_settings, setup_torch
     from indexer.encoder import ModelUnavailable, load_encoder
 
-    settings = ctx.obj
+    # Guide with the library's own model unless --model says otherwise: it is the one that is here.
+    settings = effective_settings(ctx.obj)
+    setup_torch(settings)
     try:
         width, height = parse_size(size)
         options = GenerationOptions(
