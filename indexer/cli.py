@@ -124,7 +124,7 @@ def index(settings: Settings, roots: tuple[Path, ...], workers, batch_size, prog
     from indexer.pipeline import Writer
 
     settings = effective_settings(settings).replace(workers=workers, batch_size=batch_size)
-    roots = roots or tuple(Path(r) for r in settings.roots)
+    roots = settings.library_roots(roots)
     if not roots:
         raise UserError("name at least one photo folder: photoseek index ~/Pictures")
     setup_torch(settings)

@@ -392,7 +392,7 @@ class Writer:
 
     def _own_dirs(self) -> set[str]:
         d = self.settings.data_dir.resolve()
-        return {str(d / "thumbs"), str(d / "vectors")}
+        return {str(d / "thumbs"), str(d / "vectors"), str(d / "previews"), str(d / "tags")}
 
     def vectors(self) -> VectorIndex:
         if self._vectors is None:

@@ -69,6 +69,16 @@ class Settings:
     def generated_dir(self) -> Path:
         return self.data_dir / "generated"
 
+    def library_roots(self, roots: tuple | list = ()) -> tuple[Path, ...]:
+        """The given roots (else the `roots` setting), plus generated/ once generation has written there:
+        generated images are indexed like any other photo."""
+        chosen = [Path(r) for r in (roots or self.roots)]
+        if chosen and self.generated_dir.is_dir() and self.generated_dir.resolve() not in {
+            r.resolve() for r in chosen
+        }:
+            chosen.append(self.generated_dir)
+        return tuple(chosen)
+
     def decode_workers(self) -> int:
         return (os.cpu_count() or 1) if self.workers < 0 else self.workers
 

@@ -19,6 +19,7 @@ from indexer.catalog.store import Catalog
 from indexer.encoder import Encoder
 from indexer.settings import Settings
 from searchd import auth, errors
+from searchd.ingest import index_generated
 from searchd.library import Library
 from searchd.metrics import Metrics
 from searchd.thumbs import ThumbCache
@@ -88,7 +89,13 @@ def create_app(
     for module in (search_api, images_api, health):
         app.register_blueprint(module.bp)
     # Other features hang their routes on the same app and share the loaded model.
-    generate_api.init_app(app, settings, encoder_provider, catalog=catalog)
+    generate_api.init_app(
+        app,
+        settings,
+        encoder_provider,
+        catalog=catalog,
+        on_result=index_generated(settings, catalog, encoder_provider),
+    )
     tags_api.init_app(app, settings, catalog, encoder_provider)
 
     @app.get("/")

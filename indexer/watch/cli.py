@@ -37,7 +37,7 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
     from indexer.lock import WriterLock
 
     settings = effective_settings(settings).replace(**overrides)
-    roots = roots or tuple(Path(r) for r in settings.roots)
+    roots = settings.library_roots(roots)
     if not roots:
         raise UserError("name at least one photo folder (photoseek watch ~/Pictures), or set `roots`")
     if settings.nice:
