@@ -145,10 +145,8 @@ def batch_hooks(settings: Settings, catalog, encoder: Callable | None = None) ->
 
     `encoder`: the writer's encoder provider, so that a hook need not load a second copy of the model.
     """
-    try:
-        from indexer.tags.suggest import index_time_hook
-    except ImportError:
-        return []
+    from indexer.tags.suggest import index_time_hook
+
     return [index_time_hook(settings, catalog, encoder)]
 
 
