@@ -14,7 +14,6 @@ from pathlib import Path
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter
 
-import searchd
 from indexer.catalog.store import Catalog
 from indexer.encoder import Encoder
 from indexer.settings import Settings
@@ -26,7 +25,7 @@ from searchd.thumbs import ThumbCache
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(searchd.__file__).parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # the repo's web/ (editable install)
 # The page loads its own script and styles only; shown data (file names, captions) can never run.
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
