@@ -48,8 +48,14 @@ class Decoded:
     note: str | None = None  # indexed, but worth telling (e.g. a PNG named .jpg)
 
 
-def decode_bytes(data: bytes, name: str, max_megapixels: float = 200.0, draft: int | None = None) -> Decoded:
-    """Decode `data` (the file named `name`). `draft`: smallest side needed; lets JPEG decode at 1/2..1/8."""
+def decode_bytes(
+    data: bytes, name: str, max_megapixels: float = 200.0, draft: int | None = None, gpu_jpeg: bool = False
+) -> Decoded:
+    """Decode `data` (the file named `name`). `draft`: smallest side needed; lets JPEG decode at 1/2..1/8.
+
+    `gpu_jpeg`: a JPEG that nvJPEG can take is not decoded here: its metadata comes back with
+    image=None and the writer decodes it on the GPU (indexer/gpu_decode.py).
+    """
     ext = Path(name).suffix.lower()
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -72,12 +78,16 @@ def decode_bytes(data: bytes, name: str, max_megapixels: float = 200.0, draft: i
                 )
             fmt = img.format or "unknown"
             exif = img.getexif()
-            if draft and fmt == "JPEG":
+            left_for_gpu = gpu_jpeg and fmt == "JPEG" and img.mode in ("RGB", "L") and _complete_jpeg(data)
+            if left_for_gpu:
+                rgb = None
+            elif draft and fmt == "JPEG":
                 img.draft("RGB", (draft, draft))
-            img.seek(0)  # GIF/TIFF/HEIF sequences: the first frame
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            if not left_for_gpu:
+                img.seek(0)  # GIF/TIFF/HEIF sequences: the first frame
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -90,12 +100,15 @@ def decode_bytes(data: bytes, name: str, max_megapixels: float = 200.0, draft: i
     prompt = info.get(PROMPT_KEY)
     expected = EXPECTED_FORMAT.get(ext)
     note = None
-    if expected and ext not in RAW_EXTS and fmt not in (expected, "MPO") and not (
-        expected == "HEIF" and fmt == "AVIF"
+    if (
+        expected
+        and ext not in RAW_EXTS
+        and fmt not in (expected, "MPO")
+        and not (expected == "HEIF" and fmt == "AVIF")
     ):
         note = f"named {ext} but the content is {fmt}"
     return Decoded(
-        image=rgb,
+        image=rgb,  # type: ignore[arg-type]  # None only when left for the GPU
         width=width,
         height=height,
         format=fmt,
@@ -105,6 +118,12 @@ def decode_bytes(data: bytes, name: str, max_megapixels: float = 200.0, draft: i
         generated=prompt is not None,
         note=note,
     )
+
+
+def _complete_jpeg(data: bytes) -> bool:
+    """Ends with the EOI marker: a truncated file goes to Pillow, which names the problem (nvJPEG
+    would quietly fill the missing rows with grey)."""
+    return data.rstrip(b"\0")[-2:] == b"\xff\xd9"
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -148,6 +167,7 @@ class PhotoRead:
     mtime: float
     content_hash: str | None = None
     pixels: np.ndarray | None = None  # model input, S x S x 3 uint8
+    jpeg: bytes | None = None  # instead of pixels: a JPEG the writer decodes on the GPU
     decoded: Decoded | None = None  # metadata (its .image is dropped before crossing processes)
     error: str | None = None
 
@@ -156,8 +176,12 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
-def read_photo(path: str, model_size: int, max_megapixels: float = 200.0) -> PhotoRead:
-    """Read, hash and decode one file. Never raises: a failure is PhotoRead.error."""
+def read_photo(
+    path: str, model_size: int, max_megapixels: float = 200.0, gpu_jpeg: bool = False
+) -> PhotoRead:
+    """Read, hash and decode one file. Never raises: a failure is PhotoRead.error.
+
+    With `gpu_jpeg`, a JPEG comes back undecoded (PhotoRead.jpeg) for the GPU to decode."""
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -175,8 +199,11 @@ def read_photo(path: str, model_size: int, max_megapixels: float = 200.0) -> Pho
     out.size = len(data)
     out.content_hash = hash_bytes(data)
     try:
-        decoded = decode_bytes(data, path, max_megapixels, draft=model_size)
-        out.pixels = fit_square(decoded.image, model_size)
+        decoded = decode_bytes(data, path, max_megapixels, draft=model_size, gpu_jpeg=gpu_jpeg)
+        if decoded.image is None:
+            out.jpeg = data
+        else:
+            out.pixels = fit_square(decoded.image, model_size)
     except DecodeError as exc:
         out.error = str(exc)
         return out
@@ -186,6 +213,14 @@ def read_photo(path: str, model_size: int, max_megapixels: float = 200.0) -> Pho
     decoded.image = None  # type: ignore[assignment]  # the pixels are all the writer needs
     out.decoded = decoded
     return out
+
+
+def read_photos(
+    paths: list[str], model_size: int, max_megapixels: float = 200.0, gpu_jpeg: bool = False
+) -> list[PhotoRead]:
+    """read_photo over a few files: one task per chunk keeps the process pool's per-task cost
+    (pickling, queues, a future) from capping small photos at a few thousand per second."""
+    return [read_photo(p, model_size, max_megapixels, gpu_jpeg) for p in paths]
 
 
 def describe_os_error(exc: OSError, path: str) -> str:

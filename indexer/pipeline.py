@@ -12,12 +12,13 @@ import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+import torch
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -29,22 +30,25 @@ from indexer.catalog.schema import (
     MOVED,
     OK,
     REMOVED,
+    Change,
     Embedding,
     Image,
     Root,
 )
 from indexer.catalog.store import Catalog, ModelIdentity, utcnow
-from indexer.decode import PhotoRead, read_photo
+from indexer.decode import DecodeError, PhotoRead, decode_bytes, read_photo, read_photos
 from indexer.encoder import Encoder
+from indexer.gpu_decode import GpuJpegDecoder, gpu_jpeg_available
+from indexer.preprocess import fit_square
 from indexer.scan import FileEntry, Known, plan_root, root_is_offline
 from indexer.settings import Settings
 from indexer.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
-# hook(session, [(image row, its unit vector)], model_id): runs inside the batch's transaction for
+# hook(session, [(image id, its unit vector)], model_id): runs inside the batch's transaction for
 # images whose content is new or changed (tag suggestions use it).
-BatchHook = Callable[[Session, list[tuple[Image, np.ndarray]], int], None]
+BatchHook = Callable[[Session, list[tuple[int, np.ndarray]], int], None]
 
 
 class ModelMismatch(RuntimeError):
@@ -123,6 +127,11 @@ class Writer:
         self.image_size = enc.image_size
         self.model_id = check_model(catalog, self.identity, settings.model)
         self._vectors: VectorIndex | None = None
+        # JPEGs decoded in batches here (nvJPEG on CUDA) rather than one by one in the workers.
+        self.jpeg_decoder: GpuJpegDecoder | None = None
+        if settings.gpu_decode and gpu_jpeg_available(enc.device):
+            self.jpeg_decoder = GpuJpegDecoder(enc.image_size, enc.device)
+        self._inflight: set[str] = set()  # content hashes embedded, their batch not committed yet
 
     # -- whole roots --------------------------------------------------------------------------------
     def index_roots(self, roots: Iterable[Path], progress: bool = False) -> Summary:
@@ -159,9 +168,11 @@ class Writer:
             smoothing=0.1,
         )
         try:
-            for batch in self._batches(self.read_many(plan.to_read)):
-                self._commit_batch(batch, root_row.id, claims, summary)
-                bar.update(len(batch))
+            with _Committer() as committer:
+                for batch in self._batches(self.read_many(plan.to_read)):
+                    vectors = self._embed_missing(batch)
+                    committer.submit(self._write_batch, batch, vectors, root_row.id, claims, summary)
+                    bar.update(len(batch))
         finally:
             bar.close()
         # What no new file took over is gone: unclaimed rows of known content, and the rest.
@@ -194,13 +205,16 @@ class Writer:
                     summary.unchanged += 1
                     continue
                 entries.append(FileEntry(p, st.st_size if st else 0, st.st_mtime if st else 0.0))
-        for batch in self._batches(self.read_many(entries)):
-            self._commit_batch(batch, root_row.id, {}, summary)
+        with _Committer() as committer:
+            for batch in self._batches(self.read_many(entries)):
+                committer.submit(
+                    self._write_batch, batch, self._embed_missing(batch), root_row.id, {}, summary
+                )
         return summary
 
     # -- reading ------------------------------------------------------------------------------------
     def read_many(self, entries: Sequence[FileEntry]) -> Iterator[PhotoRead]:
-        return read_many(entries, self.settings, self.image_size)
+        return read_many(entries, self.settings, self.image_size, gpu_jpeg=self.jpeg_decoder is not None)
 
     def _batches(self, reads: Iterator[PhotoRead]) -> Iterator[list[PhotoRead]]:
         batch: list[PhotoRead] = []
@@ -212,75 +226,166 @@ class Writer:
         if batch:
             yield batch
 
-    # -- committing ---------------------------------------------------------------------------------
+    # -- embedding (the caller's thread) and committing (a thread of its own) ---------------------------
     def _embed_missing(self, batch: list[PhotoRead]) -> dict[str, np.ndarray]:
         """Embed the contents of this batch that have no embedding of this model yet."""
         wanted = {r.content_hash: r for r in batch if r.error is None and r.content_hash}
-        if not wanted:
-            return {}
-        with self.catalog.session() as s:
-            have = set(
-                s.scalars(
-                    select(Embedding.content_hash).where(
-                        Embedding.model_id == self.model_id, Embedding.content_hash.in_(list(wanted))
+        if wanted:
+            # The in-flight set is read before the catalog: a hash that leaves it was committed first.
+            inflight = set(self._inflight)
+            with self.catalog.session() as s:
+                have = set(
+                    s.scalars(
+                        select(Embedding.content_hash).where(
+                            Embedding.model_id == self.model_id, Embedding.content_hash.in_(list(wanted))
+                        )
                     )
                 )
-            )
-        todo = [(h, r) for h, r in wanted.items() if h not in have]
-        if not todo:
-            return {}
-        vecs = self._encoder_provider().encode_pixels(np.stack([r.pixels for _, r in todo]))
-        return {h: v for (h, _), v in zip(todo, vecs, strict=True)}
+            todo = [r for h, r in wanted.items() if h not in have and h not in inflight]
+        else:
+            todo = []
+        vectors: dict[str, np.ndarray] = {}
+        if todo:
+            todo, pixels = self._model_inputs(todo)
+            if todo:
+                vecs = self._encoder_provider().encode_pixels(pixels)
+                vectors = {r.content_hash: v for r, v in zip(todo, vecs, strict=True)}  # type: ignore[misc]
+        failed = {r.content_hash: r.error for r in wanted.values() if r.error is not None}
+        for r in batch:
+            r.jpeg = None  # decoded or not needed: free the bytes before the batch waits for its commit
+            if r.error is None and r.content_hash in failed:
+                r.error = failed[r.content_hash]  # a duplicate of a file that failed to decode
+        self._inflight.update(vectors)
+        return vectors
 
-    def _commit_batch(
-        self, batch: list[PhotoRead], root_id: int, claims: dict[str, list[Known]], summary: Summary
+    def _model_inputs(self, reads: list[PhotoRead]) -> tuple[list[PhotoRead], np.ndarray | torch.Tensor]:
+        """The reads that decoded, and their pixels: on the GPU when the JPEGs were decoded there."""
+        decoder = self.jpeg_decoder
+        if decoder is not None and any(r.jpeg is not None for r in reads):
+            try:
+                return self._batch_decoded(reads, decoder)
+            except Exception:  # a broken GPU path (driver, memory) must not stop the indexing
+                log.exception("batch JPEG decoding failed; Pillow decodes the JPEGs from now on")
+                self.jpeg_decoder = None
+        for r in reads:
+            if r.jpeg is not None and r.pixels is None and r.error is None:
+                self._decode_here(r)
+        kept = [r for r in reads if r.error is None]
+        size = self.image_size
+        return kept, np.stack([r.pixels for r in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
+
+    def _batch_decoded(
+        self, reads: list[PhotoRead], decoder: GpuJpegDecoder
+    ) -> tuple[list[PhotoRead], torch.Tensor]:
+        decoded: dict[int, torch.Tensor] = {}
+        idx = [i for i, r in enumerate(reads) if r.jpeg is not None]
+        for i, img in zip(idx, decoder.decode([reads[i].jpeg for i in idx]), strict=True):  # type: ignore[misc]
+            if img is not None:
+                decoded[i] = img
+            else:
+                self._decode_here(reads[i])  # what nvJPEG refuses, Pillow decodes (or names the problem)
+        kept = [i for i, r in enumerate(reads) if r.error is None]
+        size = decoder.size
+        out = torch.empty((len(kept), size, size, 3), dtype=torch.uint8, device=decoder.device)
+        g = [k for k, i in enumerate(kept) if i in decoded]
+        if g:
+            out[g] = decoder.fit([decoded[kept[k]] for k in g])
+        c = [k for k, i in enumerate(kept) if i not in decoded]
+        if c:
+            out[c] = torch.from_numpy(np.stack([reads[kept[k]].pixels for k in c])).to(decoder.device)
+        return [reads[i] for i in kept], out
+
+    def _decode_here(self, r: PhotoRead) -> None:
+        assert r.jpeg is not None
+        try:
+            d = decode_bytes(r.jpeg, r.path, self.settings.max_megapixels, draft=self.image_size)
+            r.pixels = fit_square(d.image, self.image_size)
+        except DecodeError as exc:
+            r.error = str(exc)
+
+    def _write_batch(
+        self,
+        batch: list[PhotoRead],
+        new_vectors: dict[str, np.ndarray],
+        root_id: int,
+        claims: dict[str, list[Known]],
+        summary: Summary,
     ) -> None:
-        new_vectors = self._embed_missing(batch)
+        """One transaction: the batch's new embeddings, its rows and their change records.
+
+        New files whose content no moved or deleted row claims (a first scan: nearly all of them)
+        are inserted in bulk; the rest go row by row through _place.
+        """
         now = utcnow()
-        hooked: list[tuple[Image, np.ndarray]] = []
-        with self.catalog.session() as s:
-            for h, v in new_vectors.items():
-                s.add(
-                    Embedding(
-                        model_id=self.model_id,
-                        content_hash=h,
-                        vector=v.astype(np.float32).tobytes(),
-                        created_at=now,
+        hooked: list[tuple[int, np.ndarray]] = []
+        try:
+            with self.catalog.session() as s:
+                if new_vectors:
+                    s.execute(
+                        insert(Embedding),
+                        [
+                            {
+                                "model_id": self.model_id,
+                                "content_hash": h,
+                                "vector": v.astype(np.float32).tobytes(),
+                                "created_at": now,
+                            }
+                            for h, v in new_vectors.items()
+                        ],
                     )
-                )
-            rows = {
-                im.path: im for im in s.scalars(select(Image).where(Image.path.in_([r.path for r in batch])))
-            }
-            for r in batch:
-                row = rows.get(r.path)
-                if r.error is not None:
-                    self._record_failure(s, row, r, root_id, summary)
-                    continue
-                kind = self._place(s, row, r, root_id, claims)
-                summary.new += kind == ADDED
-                summary.changed += kind == CHANGED
-                summary.moved += kind == MOVED
-                if r.content_hash in new_vectors:
-                    hooked.append((self._row_for(s, r.path), new_vectors[r.content_hash]))
-            s.flush()
-            for hook in self.hooks:
-                hook(s, hooked, self.model_id)
+                rows = _rows_at(s, [r.path for r in batch])
+                fresh = {r.content_hash for r in batch if r.error is None and r.path not in rows}
+                returning = _deleted_by_hash(s, [h for h in fresh if h and not claims.get(h)])
+                bulk: list[PhotoRead] = []
+                for r in batch:
+                    row = rows.get(r.path)
+                    if r.error is not None:
+                        self._record_failure(s, row, r, root_id, summary)
+                        continue
+                    if row is None and not claims.get(r.content_hash) and not returning.get(r.content_hash):
+                        bulk.append(r)
+                        continue
+                    row, kind = self._place(s, row, r, root_id, claims, returning)
+                    summary.new += kind == ADDED
+                    summary.changed += kind == CHANGED
+                    summary.moved += kind == MOVED
+                    if r.content_hash in new_vectors:
+                        hooked.append((row.id, new_vectors[r.content_hash]))
+                if bulk:
+                    ids = s.scalars(
+                        insert(Image).returning(Image.id, sort_by_parameter_order=True),
+                        [{"path": r.path, **_row_values(r, root_id, now)} for r in bulk],
+                    ).all()
+                    s.execute(insert(Change), [{"image_id": i, "kind": ADDED, "at": now} for i in ids])
+                    summary.new += len(ids)
+                    hooked += [
+                        (i, new_vectors[r.content_hash])  # type: ignore[index]
+                        for i, r in zip(ids, bulk, strict=True)
+                        if r.content_hash in new_vectors
+                    ]
+                s.flush()
+                for hook in self.hooks:
+                    hook(s, hooked, self.model_id)
+        finally:
+            self._inflight.difference_update(new_vectors)
         summary.embedded += len(new_vectors)
 
-    def _row_for(self, s: Session, path: str) -> Image:
-        return s.scalars(select(Image).where(Image.path == path)).one()
-
     def _place(
-        self, s: Session, row: Image | None, r: PhotoRead, root_id: int, claims: dict[str, list[Known]]
-    ) -> str | None:
+        self,
+        s: Session,
+        row: Image | None,
+        r: PhotoRead,
+        root_id: int,
+        claims: dict[str, list[Known]],
+        returning: dict[str, list[Image]],
+    ) -> tuple[Image, str | None]:
         """Write r's row: update in place, take over a moved/deleted row of the same content, or add."""
         if row is None and r.content_hash in claims and claims[r.content_hash]:
             row = s.get(Image, claims[r.content_hash].pop(0).id)  # a file moved within the root
             kind = MOVED
         elif row is None:
-            row = s.scalars(
-                select(Image).where(Image.content_hash == r.content_hash, Image.status == DELETED).limit(1)
-            ).first()  # back again: same id, same tags
+            back = returning.get(r.content_hash or "")
+            row = back.pop(0) if back else None  # back again: same id, same tags
             kind = ADDED
         elif row.status != OK:
             kind = ADDED
@@ -289,17 +394,13 @@ class Writer:
         if row is None:
             row = Image(path=r.path, root_id=root_id, indexed_at=utcnow())
             s.add(row)
-        d = r.decoded
-        assert d is not None
-        row.path, row.root_id, row.size, row.mtime = r.path, root_id, r.size, r.mtime
-        row.content_hash, row.format, row.width, row.height = r.content_hash, d.format, d.width, d.height
-        row.taken_at, row.camera, row.note = d.taken_at, d.camera, d.note
-        row.caption, row.generated = d.caption, d.generated
-        row.status, row.error, row.indexed_at = OK, None, utcnow()
+        row.path = r.path
+        for name, value in _row_values(r, root_id, utcnow()).items():
+            setattr(row, name, value)
         s.flush()
         if kind is not None:
             self.catalog.record_change(s, row.id, kind)
-        return kind
+        return row, kind
 
     def _record_failure(
         self, s: Session, row: Image | None, r: PhotoRead, root_id: int, summary: Summary
@@ -407,36 +508,57 @@ class Writer:
         vi.save(self.settings.vectors_dir)
 
 
-def read_many(entries: Sequence[FileEntry], settings: Settings, image_size: int) -> Iterator[PhotoRead]:
-    """read_photo over entries, in worker processes when configured; bounded look-ahead."""
+def read_many(
+    entries: Sequence[FileEntry], settings: Settings, image_size: int, gpu_jpeg: bool = False
+) -> Iterator[PhotoRead]:
+    """read_photo over entries, in worker processes when configured; bounded look-ahead.
+
+    `gpu_jpeg`: JPEGs come back undecoded, for the writer to decode on the GPU."""
     size, mp = image_size, settings.max_megapixels
     workers = min(settings.decode_workers(), len(entries))
     if workers == 0 or len(entries) < 8:  # small jobs: spawning processes costs more
         for e in entries:
-            yield read_photo(e.path, size, mp)
+            yield read_photo(e.path, size, mp, gpu_jpeg)
         return
+    # A few files per task, fewer when there are few files: every worker gets a share.
+    chunk = max(1, min(8, len(entries) // (4 * workers)))
+    chunks = ([e.path for e in entries[i : i + chunk]] for i in range(0, len(entries), chunk))
     # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork.
     ctx = multiprocessing.get_context("spawn")
-    todo = iter(entries)
     # The initializer is os.nice itself: a function of this module would make every worker import
     # it, and with it torch and open_clip (~10 s and ~300 MB per worker) just to decode JPEGs.
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=os.nice, initargs=(settings.nice,)) as pool:
-        pending: dict[Future, str] = {}
-        for e in todo:
-            pending[pool.submit(read_photo, e.path, size, mp)] = e.path
-            if len(pending) >= settings.queue_size:
+        pending: dict[Future, list[str]] = {}
+        limit = max(1, settings.queue_size // chunk)
+        for paths in chunks:
+            pending[pool.submit(read_photos, paths, size, mp, gpu_jpeg)] = paths
+            if len(pending) >= limit:
                 break
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                path = pending.pop(fut)
+                paths = pending.pop(fut)
                 try:
-                    yield fut.result()
-                except Exception as exc:  # a decoder that crashed its worker process
-                    yield PhotoRead(path, 0, 0.0, error=f"decoder crashed ({type(exc).__name__})")
-                nxt = next(todo, None)
+                    yield from fut.result()
+                except Exception as exc:  # a decoder that crashed its worker process: retry one by one
+                    yield from _read_alone(pool, paths, size, mp, gpu_jpeg, exc)
+                nxt = next(chunks, None)
                 if nxt is not None:
-                    pending[pool.submit(read_photo, nxt.path, size, mp)] = nxt.path
+                    pending[pool.submit(read_photos, nxt, size, mp, gpu_jpeg)] = nxt
+
+
+def _read_alone(
+    pool: ProcessPoolExecutor, paths: list[str], size: int, mp: float, gpu_jpeg: bool, exc: Exception
+) -> Iterator[PhotoRead]:
+    """A chunk whose worker crashed: each file on its own, so only the culprit is marked."""
+    if len(paths) == 1:
+        yield PhotoRead(paths[0], 0, 0.0, error=f"decoder crashed ({type(exc).__name__})")
+        return
+    for p in paths:
+        try:
+            yield pool.submit(read_photo, p, size, mp, gpu_jpeg).result()
+        except Exception as again:
+            yield PhotoRead(p, 0, 0.0, error=f"decoder crashed ({type(again).__name__})")
 
 
 def _rows_at(s: Session, paths: list[str]) -> dict[str, Image]:
@@ -445,3 +567,64 @@ def _rows_at(s: Session, paths: list[str]) -> dict[str, Image]:
         chunk = paths[start : start + 500]
         out.update({im.path: im for im in s.scalars(select(Image).where(Image.path.in_(chunk)))})
     return out
+
+
+def _deleted_by_hash(s: Session, hashes: list[str]) -> dict[str, list[Image]]:
+    """Deleted rows whose content is among `hashes`: a photo that comes back keeps its id and tags."""
+    out: dict[str, list[Image]] = {}
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        for im in s.scalars(select(Image).where(Image.content_hash.in_(chunk), Image.status == DELETED)):
+            out.setdefault(im.content_hash or "", []).append(im)
+    return out
+
+
+def _row_values(r: PhotoRead, root_id: int, now) -> dict:
+    """An indexed image's columns (all but path and id), from what the decoding worker read."""
+    d = r.decoded
+    assert d is not None
+    return {
+        "root_id": root_id,
+        "size": r.size,
+        "mtime": r.mtime,
+        "content_hash": r.content_hash,
+        "format": d.format,
+        "width": d.width,
+        "height": d.height,
+        "taken_at": d.taken_at,
+        "camera": d.camera,
+        "note": d.note,
+        "caption": d.caption,
+        "generated": d.generated,
+        "status": OK,
+        "error": None,
+        "indexed_at": now,
+    }
+
+
+class _Committer:
+    """Runs each batch's commit in one background thread, in order, while the caller embeds the next
+    batch: the model (the GPU above all) no longer waits for SQLite. At most one commit is in flight;
+    its error is raised at the next submit or on leaving the block, which waits for it."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="photoseek-commit")
+        self._pending: Future | None = None
+
+    def submit(self, fn: Callable[..., None], *args) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Committer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()

@@ -33,6 +33,7 @@ class Settings:
     batch_size: int = 64  # images embedded and committed together
     workers: int = -1  # decoding processes; -1: one per core (0 decodes in the writer process)
     torch_threads: int = 0  # 0: torch's default
+    gpu_decode: bool = True  # on CUDA, decode JPEGs on the GPU (nvJPEG) instead of in the workers
     queue_size: int = 256  # bound on decoded images waiting for the model (keeps memory flat)
     max_megapixels: float = 200.0  # larger images are refused as decompression bombs
     nice: int = 0  # added to the indexer's CPU niceness (NAS profile: 10)

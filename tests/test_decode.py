@@ -99,3 +99,42 @@ def test_fifo_is_not_read(tmp_path):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
     assert read_photo(str(fifo), 64).error == "not a regular file"  # and does not block
+
+
+def test_jpeg_left_for_the_gpu_carries_the_same_metadata(tmp_path):
+    """With gpu_jpeg the worker ships the JPEG's bytes undecoded, and everything the catalog keeps
+    about the photo (size as displayed, date, camera, format) is what a full decode reports."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[271], exif[272] = "Canon", "Canon EOS R5"
+    exif.get_ifd(0x8769)[36867] = "2021:06:05 14:30:00"
+    path = tmp_path / "rot.jpg"
+    path.write_bytes(_save(_red_top_blue_bottom(), "JPEG", exif=exif.tobytes(), quality=95))
+    cpu, gpu = read_photo(str(path), 16), read_photo(str(path), 16, gpu_jpeg=True)
+    assert cpu.jpeg is None and cpu.pixels is not None
+    assert gpu.pixels is None and gpu.jpeg == path.read_bytes()
+    assert gpu.content_hash == cpu.content_hash and gpu.error is None
+    for name in ("width", "height", "format", "taken_at", "camera", "note"):
+        assert getattr(gpu.decoded, name) == getattr(cpu.decoded, name), name
+    assert (gpu.decoded.width, gpu.decoded.height) == (20, 40)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("truncated.jpg", _save(Image.new("RGB", (64, 64), (9, 9, 9)), "JPEG")[:-300]),
+        ("cmyk.jpg", _save(Image.new("CMYK", (32, 32), (0, 50, 100, 0)), "JPEG")),
+        ("photo.png", _save(Image.new("RGB", (32, 32)), "PNG")),
+    ],
+)
+def test_what_nvjpeg_should_not_see_is_decoded_by_pillow(tmp_path, name, data):
+    """Truncated JPEGs (nvJPEG would grey-fill them silently), CMYK and other formats never take the
+    GPU path: Pillow decodes them, or names the problem, as on a CPU-only machine."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    cpu, gpu = read_photo(str(path), 16), read_photo(str(path), 16, gpu_jpeg=True)
+    assert gpu.jpeg is None
+    assert gpu.error == cpu.error
+    assert (gpu.pixels is None) == (cpu.pixels is None)
+    if name == "truncated.jpg":
+        assert "truncated" in gpu.error

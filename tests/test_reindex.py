@@ -111,3 +111,25 @@ def test_duplicates_are_both_listed_and_share_one_embedding(tmp_path, fresh_libr
     assert summary.new == LIBRARY_SIZE + 1 and summary.embedded == LIBRARY_SIZE
     assert rows[str(twin)].content_hash == rows[str(src)].content_hash
     assert rows[str(twin)].id != rows[str(src)].id
+
+
+def test_duplicates_in_batches_committing_in_the_background(tmp_path, fresh_library, toy_encoder):
+    """Commits run in a thread while the next batch is embedded: a content seen in a batch whose
+    commit is still in flight is not embedded a second time (that would break the catalog's unique
+    (model, content) key), and every copy is listed."""
+    from indexer.catalog import open_catalog
+
+    originals = sorted(fresh_library.rglob("*.jpg"))[:6]
+    for n, src in enumerate(originals):
+        for k in range(3):  # copies spread over later batches
+            shutil.copy(src, fresh_library / f"zz copy {k} of {n}.jpg")
+    catalog = open_catalog(tmp_path / "data")
+    settings = make_settings(tmp_path / "data", batch_size=3)
+    summary = Writer(settings, catalog, lambda: toy_encoder).index_roots([fresh_library])
+    assert summary.new == LIBRARY_SIZE + 18 and summary.embedded == LIBRARY_SIZE
+    with catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(Embedding)) == LIBRARY_SIZE
+        hashes = set(s.scalars(select(Embedding.content_hash)))
+    rows = _rows(catalog)
+    assert all(im.status == OK and im.content_hash in hashes for im in rows.values())
+    assert len(rows) == LIBRARY_SIZE + 18

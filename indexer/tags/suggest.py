@@ -260,12 +260,12 @@ def index_time_hook(settings: Settings, catalog: Catalog, encoder: Callable[[], 
             except (LookupError, ValueError) as exc:  # e.g. another model: the Writer will say so
                 log.info("tag suggestions not recomputed yet (%s); retrying at the first batch", exc)
 
-    def hook(s: Session, pairs: list[tuple[Image, np.ndarray]], model_id: int) -> None:
+    def hook(s: Session, pairs: list[tuple[int, np.ndarray]], model_id: int) -> None:
         suggester = suggester_for(s, model_id)
         if suggester.is_stale(s, model_id):
             suggester.recompute(catalog, model_id, session=s)  # includes this batch's images
             return
         if pairs:
-            suggester.write(s, [im.id for im, _ in pairs], np.stack([v for _, v in pairs]), model_id)
+            suggester.write(s, [image_id for image_id, _ in pairs], np.stack([v for _, v in pairs]), model_id)
 
     return hook
