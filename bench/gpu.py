@@ -1,5 +1,5 @@
-"""CUDA-only figures: fp16 towers at large batches, and JPEG decoding on the GPU (nvJPEG through
-torchvision.io.decode_jpeg) feeding the model without the images ever visiting host memory as pixels.
+"""CUDA-only figures: fp16 towers at large batches, and the ceiling of JPEG decoding on the GPU
+(nvJPEG through torchvision, then indexer.gpu_decode's resize) with the files already in memory.
 
 Everything here needs CUDA; bench.run skips it (and says so in RESULTS.md) on a machine without.
 """
@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from indexer.encoder import Encoder
+from indexer.gpu_decode import GpuJpegDecoder
 
 GPU_MODELS = ("ViT-B-32:random", "ViT-B-32-256:random", "ViT-B-16:random")
 
@@ -21,39 +21,23 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def gpu_fit_square(images: list[torch.Tensor], size: int) -> torch.Tensor:
-    """fit_square on the GPU: shortest side to `size` (bicubic, antialiased), centre crop; NHWC uint8."""
-    out = []
-    for img in images:  # CHW uint8 on the GPU
-        _, h, w = img.shape
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        x = F.interpolate(
-            img[None].float(), size=(nh, nw), mode="bicubic", antialias=True, align_corners=False
-        )
-        top, left = (nh - size) // 2, (nw - size) // 2
-        out.append(x[0, :, top : top + size, left : left + size].clamp_(0, 255).to(torch.uint8))
-    return torch.stack(out).permute(0, 2, 3, 1).contiguous()
+def nvjpeg_ceiling(folder: Path, encoder: Encoder, batch_size: int, limit: int) -> dict[str, float]:
+    """Images/s of nvJPEG decode alone, decode + resize, and decode + resize + embed, over JPEG bytes
+    already in memory: what the GPU side can take when the CPU side keeps up."""
+    datas = [p.read_bytes() for p in sorted(folder.glob("*.jpg"))[:limit]]
+    gpu = GpuJpegDecoder(encoder.image_size)
 
-
-def gpu_decode_rate(folder: Path, encoder: Encoder, batch_size: int, limit: int) -> tuple[float, float]:
-    """(decode-only images/s, decode + embed images/s) with nvJPEG; files are read from disk each pass."""
-    from torchvision.io import decode_jpeg
-
-    files = sorted(folder.glob("*.jpg"))[:limit]
-
-    def run(embed: bool) -> float:
+    def run(stage: int) -> float:
         torch.cuda.synchronize()
         started = time.perf_counter()
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
-            datas = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in chunk]
-            imgs = decode_jpeg(datas, device="cuda", apply_exif_orientation=True)
-            pixels = gpu_fit_square(imgs, encoder.image_size)
-            if embed:
+        for start in range(0, len(datas), batch_size):
+            images = gpu.decode(datas[start : start + batch_size])
+            if stage >= 1:
+                pixels = gpu.fit(images)  # type: ignore[arg-type]
+            if stage >= 2:
                 encoder.encode_pixels(pixels)
         torch.cuda.synchronize()
-        return len(files) / (time.perf_counter() - started)
+        return len(datas) / (time.perf_counter() - started)
 
-    run(True)  # warm-up: nvJPEG handles, kernels
-    return run(False), run(True)
+    run(2)  # warm-up: nvJPEG handles, kernels
+    return {"decode": run(0), "decode + resize": run(1), "decode + resize + embed": run(2)}

@@ -19,7 +19,7 @@ for step in $steps; do
   echo "=== $step $(date -u +%H:%M:%S)" | tee -a "$OUT/log.txt"
   case $step in
     generation) python3 -m bench.generation --device cuda --sizes 256,512 --steps 300 ;;
-    tests) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py ;;
+    tests) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_reindex.py tests/test_decode.py ;;
     indexing) python3 -m bench.run --device cuda --only decode indexing --corpora 0.3mp 12mp ;;
     *) python3 -m "bench.$step" ;;
   esac 2>&1 | tee -a "$OUT/log.txt"
