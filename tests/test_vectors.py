@@ -85,3 +85,37 @@ def test_filtered_search_only_returns_allowed_ids(built, toy_encoder):
     scores, ids = vi.search(q, 10, allowed_ids=allowed)
     assert set(ids.tolist()) == set(allowed.tolist())
     assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_flat_index_keeps_fp16_copies_and_ranks_as_fp32(built, toy_encoder):
+    """The exact index scans fp16 copies of the vectors (half the bytes): its answers are those of
+    fp32 inner products over the catalog's vectors, scores within 1e-4; an index saved as fp32 by
+    an older photoseek is rebuilt once."""
+    import faiss
+    from sqlalchemy import select
+
+    from indexer.catalog.schema import Embedding, Image
+
+    settings, catalog, writer = built
+    vi = writer.vectors()
+    assert isinstance(faiss.downcast_index(vi.index.index), faiss.IndexScalarQuantizer)
+    with catalog.session() as s:
+        rows = s.execute(
+            select(Image.id, Embedding.vector).join(Embedding, Embedding.content_hash == Image.content_hash)
+        ).all()
+    ids = np.array([r[0] for r in rows])
+    vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    for q in toy_encoder.encode_texts(QUERIES):
+        scores, got = vi.search(q, 10)
+        exact = vecs @ q
+        want = ids[np.argsort(-exact, kind="stable")[:10]]
+        assert set(got.tolist()) == set(want.tolist())
+        assert np.abs(scores - np.sort(exact)[::-1][:10]).max() < 1e-4
+
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(vi.identity.dim))  # the fp32 format of earlier versions
+    old.add_with_ids(vecs, ids)
+    vi.index = old
+    vi.save(settings.vectors_dir)
+    again = _reopen(settings, catalog, toy_encoder)
+    assert isinstance(faiss.downcast_index(again.index.index), faiss.IndexScalarQuantizer)
+    assert len(again) == len(vi)
