@@ -134,6 +134,9 @@ def index(settings: Settings, roots: tuple[Path, ...], workers, batch_size, prog
         encoder = load_encoder(settings.model, settings.device)
         hooks = batch_hooks(settings, catalog, lambda: encoder)
         writer = Writer(settings, catalog, lambda: encoder, hooks=hooks)
+        for hook in hooks:
+            hook.prepare(writer.model_id)
+        encoder.release_text_tower()  # indexing embeds images only (bench/RESULTS.md: peak RSS)
         summary = writer.index_roots(roots, progress=progress)
     elapsed = time.monotonic() - started
     click.echo(summary.text())

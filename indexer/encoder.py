@@ -163,8 +163,18 @@ def _identity(spec: ModelSpec, dim: int) -> ModelIdentity:
 class Encoder:
     """An open_clip model on a device, giving unit-norm float32 embeddings."""
 
-    def __init__(self, spec: ModelSpec, model: torch.nn.Module, tokenizer, device: str, dtype: torch.dtype):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: torch.nn.Module,
+        tokenizer,
+        device: str,
+        dtype: torch.dtype,
+        text_bf16: bool = False,
+    ):
         self.spec = spec
+        self._text_bf16 = text_bf16
+        self._text_released = False
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -206,8 +216,28 @@ class Encoder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_pixels(np.stack([fit_square(im, self.image_size) for im in images]))
 
+    def release_text_tower(self) -> None:
+        """Free the text tower (~120-240 MB for ViT-B-32-256) in a process that only embeds images;
+        the next encode_texts loads it again from the same weights. Other model types keep theirs."""
+        if self._text_released or not _fast_text_path(self.model):
+            return
+        for name in TEXT_PARTS:
+            setattr(self.model, name, None)
+        self._text_released = True
+
+    def _restore_text_tower(self) -> None:
+        log.info("loading the text tower of %s again", self.spec)
+        fresh = _create_model(self.spec, self.device, self.dtype)
+        if self._text_bf16:
+            _text_tower_to(fresh, torch.bfloat16)
+        for name in TEXT_PARTS:
+            setattr(self.model, name, getattr(fresh, name))
+        self._text_released = False
+
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if self._text_released:
+            self._restore_text_tower()
         tokens = self.tokenizer(list(texts)).to(self.device)
         return _unit(_encode_used_tokens(self.model, tokens))
 
@@ -266,6 +296,17 @@ def _text_tower_to(model: torch.nn.Module, dtype: torch.dtype) -> None:
         model.attn_mask = model.attn_mask.to(dtype)
 
 
+# An open_clip CLIP's text tower: what release_text_tower frees and a reload puts back.
+TEXT_PARTS = (
+    "transformer",
+    "token_embedding",
+    "ln_final",
+    "positional_embedding",
+    "text_projection",
+    "attn_mask",
+)
+
+
 def _fast_text_path(m: torch.nn.Module) -> bool:
     return type(m) is open_clip.CLIP and m.text_pool_type == "argmax" and m.attn_mask is not None
 
@@ -288,6 +329,20 @@ def load_encoder(spec: str | ModelSpec, device: str = "auto", text_bf16: bool | 
     _check_weights_obtainable(spec)
     device = pick_device(device)
     dtype = torch.float16 if device == "cuda" else torch.float32
+    model = _create_model(spec, device, dtype)
+    if device == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if device != "cpu" or not _fast_text_path(model):
+        text_bf16 = False
+    elif text_bf16 is None:
+        text_bf16 = _text_params(model) >= BF16_TEXT_MIN_PARAMS and cpu_has_native_bf16()
+    if text_bf16:
+        _text_tower_to(model, torch.bfloat16)
+    log.info("loaded %s on %s (%s)", spec, device, dtype)
+    return Encoder(spec, model, open_clip.get_tokenizer(spec.name), device, dtype, text_bf16)
+
+
+def _create_model(spec: ModelSpec, device: str, dtype: torch.dtype) -> torch.nn.Module:
     if spec.weights == RANDOM_TAG:
         torch.manual_seed(0)  # same random weights every time: a stable identity for benchmarks
     pretrained = None if spec.weights == RANDOM_TAG else spec.weights
@@ -295,13 +350,4 @@ def load_encoder(spec: str | ModelSpec, device: str = "auto", text_bf16: bool | 
         model = open_clip.create_model(spec.name, pretrained=pretrained, device=device, precision="fp32")
     except (RuntimeError, FileNotFoundError, OSError) as exc:
         raise ModelUnavailable(f"could not load {spec}: {exc}") from exc
-    model = model.to(dtype=dtype).eval()
-    if device == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    if device == "cpu" and _fast_text_path(model):
-        if text_bf16 is None:
-            text_bf16 = _text_params(model) >= BF16_TEXT_MIN_PARAMS and cpu_has_native_bf16()
-        if text_bf16:
-            _text_tower_to(model, torch.bfloat16)
-    log.info("loaded %s on %s (%s)", spec, device, dtype)
-    return Encoder(spec, model, open_clip.get_tokenizer(spec.name), device, dtype)
+    return model.to(dtype=dtype).eval()

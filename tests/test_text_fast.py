@@ -44,3 +44,21 @@ def test_bf16_text_tower_agrees_with_fp32_and_leaves_images_alone(toy_encoder, l
     np.testing.assert_array_equal(bf16.encode_images(images), toy_encoder.encode_images(images))
     ia = toy_encoder.encode_images(images)
     assert ((ia @ a.T).argmax(axis=1) == (ia @ b.T).argmax(axis=1)).all()  # same best label per image
+
+
+def test_released_text_tower_comes_back_on_demand(library):
+    """The indexer frees the text tower while it embeds images; a later text query loads it again
+    from the same weights and gets the same vectors."""
+    from PIL import Image
+
+    from indexer.encoder import load_encoder
+
+    enc = load_encoder("toy", "cpu")
+    before = enc.encode_texts(["a red circle", "a star"])
+    images = [Image.open(p).convert("RGB") for p in sorted(library.rglob("*.jpg"))[:4]]
+    want = enc.encode_images(images)
+    enc.release_text_tower()
+    assert enc.model.transformer is None and enc.model.token_embedding is None
+    np.testing.assert_array_equal(enc.encode_images(images), want)
+    np.testing.assert_allclose(enc.encode_texts(["a red circle", "a star"]), before, atol=1e-6)
+    assert enc.model.transformer is not None

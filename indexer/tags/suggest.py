@@ -268,4 +268,11 @@ def index_time_hook(settings: Settings, catalog: Catalog, encoder: Callable[[], 
         if pairs:
             suggester.write(s, [image_id for image_id, _ in pairs], np.stack([v for _, v in pairs]), model_id)
 
+    def prepare(model_id: int) -> None:
+        """Have the concept embeddings in hand (from disk, else from the text tower) before indexing,
+        so that the indexer can free its text tower for the rest of the run."""
+        with catalog.session() as s:
+            suggester_for(s, model_id).embeddings  # noqa: B018  # computed and cached on first use
+
+    hook.prepare = prepare  # type: ignore[attr-defined]
     return hook

@@ -53,10 +53,21 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
         once = OncePerReason()
         logging.getLogger("indexer.pipeline").addFilter(once)  # the Writer logs "skipping FILE: REASON"
         catalog = open_catalog(settings.data_dir)
-        encoder = EncoderCache(
-            lambda: load_encoder(settings.model, settings.device), settings.model_idle_unload_s
-        )
-        watcher = Watcher(settings, catalog, encoder, roots, hooks=batch_hooks(settings, catalog, encoder))
+        prepared: list[bool] = []
+
+        def load():
+            enc = load_encoder(settings.model, settings.device)
+            if prepared:  # a reload after an idle unload: the concept embeddings are in hand
+                enc.release_text_tower()
+            return enc
+
+        encoder = EncoderCache(load, settings.model_idle_unload_s)
+        hooks = batch_hooks(settings, catalog, encoder)
+        watcher = Watcher(settings, catalog, encoder, roots, hooks=hooks)
+        for hook in hooks:
+            hook.prepare(watcher.writer.model_id)
+        prepared.append(True)
+        encoder().release_text_tower()  # the watcher embeds images only (bench/RESULTS.md: peak RSS)
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in signals}
         try:
