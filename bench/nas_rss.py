@@ -84,6 +84,17 @@ def read_status(data: Path) -> dict:
         return {}
 
 
+def unit_environment() -> dict[str, str]:
+    """The Environment= lines of the systemd unit, but the data dir and thread count set here."""
+    out = {}
+    for line in (REPO / "deploy" / "photoseek-watch.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            if key not in ("PHOTOSEEK_DATA_DIR", "OMP_NUM_THREADS"):
+                out[key] = value
+    return out
+
+
 def measure(n: int, model: str, config: Path, threads: int) -> dict:
     photos = expanded_corpus(n)
     data = Path(tempfile.mkdtemp(prefix="photoseek-nas-rss-"))
@@ -95,6 +106,7 @@ def measure(n: int, model: str, config: Path, threads: int) -> dict:
         # On a machine busier than its cores, two OpenMP threads spin-wait for each other and crawl.
         "PHOTOSEEK_TORCH_THREADS": str(threads),
         "OMP_NUM_THREADS": str(threads),
+        **unit_environment(),  # what deploy/photoseek-watch.service sets (malloc tuning)
     }
     cmd = [PHOTOSEEK, "--config", str(config), "--data-dir", str(data), "--model", model, "-q"]
     cmd += ["watch", str(photos)]
