@@ -1,0 +1,77 @@
+"""Recall@10 against exact search, and single-query latency, of IVF variants over a probe sweep:
+`python -m bench.ivf_sweep --n 1000000`. The vectors are bench.catalogs' clustered synthetic set, as
+in bench.run's vector figures. Prints a table (markdown) for bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import faiss
+import numpy as np
+
+from bench.catalogs import clustered_unit_vectors, mixed_queries
+from bench.query import ms_percentiles
+
+
+def sweep(index: faiss.Index, qs: np.ndarray, exact: np.ndarray, probes: list[int]) -> list[tuple]:
+    rows = []
+    for nprobe in probes:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+        times, found = [], []
+        for q in qs:
+            t = time.perf_counter()
+            _, ids = index.search(q[None], 10)
+            times.append(time.perf_counter() - t)
+            found.append(ids[0])
+        recall = np.mean(
+            [len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact, strict=True)]
+        )
+        p50, p99 = ms_percentiles(times)
+        rows.append((nprobe, recall, p50, p99))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--probes", default="50,100,200,400")
+    args = ap.parse_args()
+    faiss.omp_set_num_threads(1)  # searchd's setting: one query at a time, one thread
+    probes = [int(p) for p in args.probes.split(",")]
+    vectors = clustered_unit_vectors(args.n, args.dim, seed=args.n)
+    qs = mixed_queries(vectors, args.queries, seed=7)
+    flat = faiss.IndexFlatIP(args.dim)
+    flat.add(vectors)
+    _, exact = flat.search(qs, 10)
+    nlist = round(args.n**0.5)
+    quantizer = faiss.IndexFlatIP(args.dim)
+    faiss.omp_set_num_threads(0)
+    started = time.perf_counter()
+    ivf = faiss.IndexIVFFlat(quantizer, args.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    ivf.train(vectors[rng.choice(args.n, min(args.n, 64 * nlist), replace=False)])
+    ivf.add(vectors)
+    built = time.perf_counter() - started
+    sq8 = faiss.IndexIVFScalarQuantizer(
+        quantizer, args.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    sq8.train(vectors[:100_000])
+    refined = faiss.IndexRefineFlat(sq8)  # SQ8 scan, then exact scores for the best k * k_factor
+    refined.add(vectors)
+    refined.k_factor = 4
+    faiss.omp_set_num_threads(1)
+    print(
+        f"\n{args.n:,} x {args.dim}, {nlist} lists (IVF-Flat built in {built:.0f} s), "
+        f"{args.queries} mixed queries, 1 thread\n"
+    )
+    print("| index | lists probed | recall@10 | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+    for label, index in (("IVF-Flat", ivf), ("IVF-SQ8 + exact re-rank of 40", refined)):
+        for nprobe, recall, p50, p99 in sweep(index, qs, exact, probes):
+            print(f"| {label} | {nprobe} | {recall:.3f} | {p50:.1f} | {p99:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
