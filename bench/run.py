@@ -178,9 +178,9 @@ def run_queries(report: Report, plan: Plan, device: str, model: str, sections: s
             query.bench_index(report, n, data_dir, encoder, min(plan.queries, 50 if n >= 1_000_000 else 200))
         if "query" in sections:
             query.bench_searcher(report, n, settings, encoder, plan.queries)
-            query.bench_http(report, n, settings, encoder, plan.queries)
+            query.bench_http(report, n, settings, plan.queries)
             if n >= 100_000 and above > n:  # the same through the approximate index, for comparison
-                query.bench_http(report, n, settings.replace(approximate_above=1), encoder, plan.queries)
+                query.bench_http(report, n, settings.replace(approximate_above=1), plan.queries)
             query.bench_cli(report, n, data_dir, plan.cli_runs)
         if (
             "startup" in sections
