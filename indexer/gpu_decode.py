@@ -16,6 +16,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+# Decoded pixels in flight per nvJPEG call: 256 MP is 768 MB of RGB, e.g. 21 photos of 12 MP. A batch
+# of 256 such photos at once would need 9 GB, more than many GPUs have.
+MAX_PIXELS_PER_DECODE = 256e6
 # Floats in flight per resize call: a 12 MP photo is 144 MB as float32, so big photos go a few at a time.
 MAX_PIXELS_PER_RESIZE = 64e6
 
@@ -34,9 +37,10 @@ def gpu_jpeg_available(device: str) -> bool:
 class GpuJpegDecoder:
     """Batches of JPEG bytes in, N x S x S x 3 uint8 model inputs on the GPU out."""
 
-    def __init__(self, size: int, device: str = "cuda") -> None:
+    def __init__(self, size: int, device: str = "cuda", max_pixels: float = MAX_PIXELS_PER_DECODE) -> None:
         self.size = size
         self.device = device
+        self.max_pixels = max_pixels  # the writer decodes a batch in runs of at most this many pixels
 
     def decode(self, jpegs: Sequence[bytes]) -> list[torch.Tensor | None]:
         """C x H x W uint8 RGB on the GPU, EXIF orientation applied; None where nvJPEG failed."""

@@ -277,20 +277,24 @@ class Writer:
     def _batch_decoded(
         self, reads: list[PhotoRead], decoder: GpuJpegDecoder
     ) -> tuple[list[PhotoRead], torch.Tensor]:
-        decoded: dict[int, torch.Tensor] = {}
+        fitted: dict[int, torch.Tensor] = {}  # read index -> its S x S x 3 model input on the device
         idx = [i for i, r in enumerate(reads) if r.jpeg is not None]
-        for i, img in zip(idx, decoder.decode([reads[i].jpeg for i in idx]), strict=True):  # type: ignore[misc]
-            if img is not None:
-                decoded[i] = img
-            else:
-                self._decode_here(reads[i])  # what nvJPEG refuses, Pillow decodes (or names the problem)
+        for part in _by_pixels(idx, reads, decoder.max_pixels):  # bounds the full-size images in memory
+            images = decoder.decode([reads[i].jpeg for i in part])  # type: ignore[misc]
+            ok = [(i, img) for i, img in zip(part, images, strict=True) if img is not None]
+            for i, img in zip(part, images, strict=True):
+                if img is None:
+                    self._decode_here(reads[i])  # what nvJPEG refuses, Pillow decodes (or names the problem)
+            if ok:
+                fitted.update(zip([i for i, _ in ok], decoder.fit([img for _, img in ok]), strict=True))
+            del images, ok
         kept = [i for i, r in enumerate(reads) if r.error is None]
         size = decoder.size
         out = torch.empty((len(kept), size, size, 3), dtype=torch.uint8, device=decoder.device)
-        g = [k for k, i in enumerate(kept) if i in decoded]
+        g = [k for k, i in enumerate(kept) if i in fitted]
         if g:
-            out[g] = decoder.fit([decoded[kept[k]] for k in g])
-        c = [k for k, i in enumerate(kept) if i not in decoded]
+            out[g] = torch.stack([fitted[kept[k]] for k in g])
+        c = [k for k, i in enumerate(kept) if i not in fitted]
         if c:
             out[c] = torch.from_numpy(np.stack([reads[kept[k]].pixels for k in c])).to(decoder.device)
         return [reads[i] for i in kept], out
@@ -567,6 +571,22 @@ def _rows_at(s: Session, paths: list[str]) -> dict[str, Image]:
         chunk = paths[start : start + 500]
         out.update({im.path: im for im in s.scalars(select(Image).where(Image.path.in_(chunk)))})
     return out
+
+
+def _by_pixels(idx: list[int], reads: list[PhotoRead], limit: float) -> Iterator[list[int]]:
+    """Runs of `idx` whose photos hold at most `limit` pixels together (at least one photo each)."""
+    part: list[int] = []
+    total = 0.0
+    for i in idx:
+        d = reads[i].decoded
+        pixels = float(d.width * d.height) if d else 0.0
+        if part and total + pixels > limit:
+            yield part
+            part, total = [], 0.0
+        part.append(i)
+        total += pixels
+    if part:
+        yield part
 
 
 def _deleted_by_hash(s: Session, hashes: list[str]) -> dict[str, list[Image]]:

@@ -33,10 +33,11 @@ DEVICES = [
 class CountingDecoder(GpuJpegDecoder):
     """The real decoder, counting what it was given: proof the batch path ran."""
 
-    seen = 0
+    seen = calls = 0
 
     def decode(self, jpegs):
         self.seen += len(jpegs)
+        self.calls += 1
         return super().decode(jpegs)
 
 
@@ -74,8 +75,11 @@ def test_one_bad_file_does_not_fail_the_batch(library, device):
     assert out[1] is None and out[0] is not None and out[2] is not None
 
 
+@pytest.mark.parametrize("max_pixels", [None, 1.0])
 @pytest.mark.parametrize("device", DEVICES)
-def test_library_indexed_through_batch_decoding_matches_pillow(tmp_path, fresh_library, toy_encoder, device):
+def test_library_indexed_through_batch_decoding_matches_pillow(
+    tmp_path, fresh_library, toy_encoder, device, max_pixels
+):
     """The same library (with a truncated JPEG, a CMYK JPEG and a PNG added) indexed by the workers
     with Pillow and through the writer's batch decoder: the same rows, metadata and failure reasons,
     and embeddings that agree (cosine > 0.98 per photo)."""
@@ -102,9 +106,12 @@ def test_library_indexed_through_batch_decoding_matches_pillow(tmp_path, fresh_l
     encoder = toy_encoder if device == "cpu" else load_encoder("toy", device)
     _, want_rows, want_vecs = index("pillow", toy_encoder, None)
     decoder = CountingDecoder(encoder.image_size, device)
+    if max_pixels is not None:  # a photo per nvJPEG call, as big photos on a small GPU get
+        decoder.max_pixels = max_pixels
     summary, rows, vecs = index("batch", encoder, decoder)
     jpegs = {row[6] for path, row in rows.items() if path.endswith(".jpg") and row[4] == "ok"}
     assert decoder.seen >= len(jpegs) - 1, (decoder.seen, len(jpegs))  # all but CMYK went through it
+    assert (decoder.calls == decoder.seen) == (max_pixels is not None)
     assert rows == want_rows and vecs.keys() == want_vecs.keys()
     assert dict(summary.failed) == {"truncated or corrupt image": 1}
     assert rows[str(fresh_library / "cmyk.jpg")][4] == "ok"  # nvJPEG never sees CMYK: Pillow takes it
