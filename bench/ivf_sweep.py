@@ -1,5 +1,6 @@
-"""Recall@10 against exact search, and single-query latency, of IVF variants over a probe sweep:
-`python -m bench.ivf_sweep --n 1000000`. The vectors are bench.catalogs' clustered synthetic set, as
+"""Recall@10 against exact search, and single-query latency, of IVF variants over a probe sweep
+(`python -m bench.ivf_sweep --n 1000000`), or of HNSW over an efSearch sweep (`--hnsw 32`).
+The vectors are bench.catalogs' clustered synthetic set, as
 in bench.run's vector figures. Prints a table (markdown) for bench/RESULTS.md."""
 
 from __future__ import annotations
@@ -32,12 +33,42 @@ def sweep(index: faiss.Index, qs: np.ndarray, exact: np.ndarray, probes: list[in
     return rows
 
 
+def hnsw_sweep(vectors: np.ndarray, qs: np.ndarray, exact: np.ndarray, m: int, efs: list[int]) -> None:
+    faiss.omp_set_num_threads(0)
+    started = time.perf_counter()
+    index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(vectors)
+    built = time.perf_counter() - started
+    faiss.omp_set_num_threads(1)
+    print(
+        f"\n{len(vectors):,} x {vectors.shape[1]}, HNSW M={m}, efConstruction 80, "
+        f"built in {built:.0f} s (2 cores)\n"
+    )
+    print("| index | efSearch | recall@10 | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        times, found = [], []
+        for q in qs:
+            t = time.perf_counter()
+            _, ids = index.search(q[None], 10)
+            times.append(time.perf_counter() - t)
+            found.append(ids[0])
+        recall = np.mean(
+            [len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact, strict=True)]
+        )
+        p50, p99 = ms_percentiles(times)
+        print(f"| HNSW M={m} | {ef} | {recall:.3f} | {p50:.1f} | {p99:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--probes", default="50,100,200,400")
+    ap.add_argument("--hnsw", type=int, default=0, help="HNSW with this M instead of the IVF variants")
+    ap.add_argument("--ef", default="64,128,256,512", help="HNSW efSearch values")
     args = ap.parse_args()
     faiss.omp_set_num_threads(1)  # searchd's setting: one query at a time, one thread
     probes = [int(p) for p in args.probes.split(",")]
@@ -46,6 +77,9 @@ def main() -> None:
     flat = faiss.IndexFlatIP(args.dim)
     flat.add(vectors)
     _, exact = flat.search(qs, 10)
+    if args.hnsw:
+        hnsw_sweep(vectors, qs, exact, args.hnsw, [int(e) for e in args.ef.split(",")])
+        return
     nlist = round(args.n**0.5)
     quantizer = faiss.IndexFlatIP(args.dim)
     faiss.omp_set_num_threads(0)
