@@ -6,6 +6,7 @@ in bench.run's vector figures. Prints a table (markdown) for bench/RESULTS.md.""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import faiss
@@ -34,7 +35,7 @@ def sweep(index: faiss.Index, qs: np.ndarray, exact: np.ndarray, probes: list[in
 
 
 def hnsw_sweep(vectors: np.ndarray, qs: np.ndarray, exact: np.ndarray, m: int, efs: list[int]) -> None:
-    faiss.omp_set_num_threads(0)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
     index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
@@ -82,7 +83,7 @@ def main() -> None:
         return
     nlist = round(args.n**0.5)
     quantizer = faiss.IndexFlatIP(args.dim)
-    faiss.omp_set_num_threads(0)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
     ivf = faiss.IndexIVFFlat(quantizer, args.dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(0)
