@@ -13,24 +13,14 @@ import faiss
 import numpy as np
 
 from bench.catalogs import clustered_unit_vectors, mixed_queries
-from bench.query import ms_percentiles
+from bench.query import timed_recall
 
 
 def sweep(index: faiss.Index, qs: np.ndarray, exact: np.ndarray, probes: list[int]) -> list[tuple]:
     rows = []
     for nprobe in probes:
         faiss.extract_index_ivf(index).nprobe = nprobe
-        times, found = [], []
-        for q in qs:
-            t = time.perf_counter()
-            _, ids = index.search(q[None], 10)
-            times.append(time.perf_counter() - t)
-            found.append(ids[0])
-        recall = np.mean(
-            [len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact, strict=True)]
-        )
-        p50, p99 = ms_percentiles(times)
-        rows.append((nprobe, recall, p50, p99))
+        rows.append((nprobe, *timed_recall(index, qs, exact)))
     return rows
 
 
@@ -44,21 +34,12 @@ def hnsw_sweep(vectors: np.ndarray, qs: np.ndarray, exact: np.ndarray, m: int, e
     faiss.omp_set_num_threads(1)
     print(
         f"\n{len(vectors):,} x {vectors.shape[1]}, HNSW M={m}, efConstruction 80, "
-        f"built in {built:.0f} s (2 cores)\n"
+        f"built in {built:.0f} s ({os.cpu_count()} threads)\n"
     )
     print("| index | efSearch | recall@10 | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
     for ef in efs:
         index.hnsw.efSearch = ef
-        times, found = [], []
-        for q in qs:
-            t = time.perf_counter()
-            _, ids = index.search(q[None], 10)
-            times.append(time.perf_counter() - t)
-            found.append(ids[0])
-        recall = np.mean(
-            [len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact, strict=True)]
-        )
-        p50, p99 = ms_percentiles(times)
+        recall, p50, p99 = timed_recall(index, qs, exact)
         print(f"| HNSW M={m} | {ef} | {recall:.3f} | {p50:.1f} | {p99:.1f} |", flush=True)
 
 
