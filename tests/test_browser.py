@@ -179,7 +179,7 @@ def test_typing_a_query_shows_matching_photos_and_the_url_keeps_it(page, site, m
     assert wait_for_results(page)[:8] == ids[:8]
     assert page.input_value("#q") == "a red circle"
     page.go_back()
-    page.wait_for_function("document.querySelector('#q').value === ''")
+    page.wait_for_function("() => document.querySelector('#q').value === ''")
     assert wait_for_results(page)[:8] == browse[:8]
 
 
@@ -197,7 +197,7 @@ def test_viewer_keyboard_navigation_and_more_like_this(page, site, manifest):
     assert viewer.get_attribute("data-id") == str(ids[1])
     rec = record(site, manifest, ids[1])
     assert page.inner_text("#viewer-name") == Path(rec["path"]).name
-    page.wait_for_function("document.querySelector('#viewer-meta').textContent.includes('Size')")
+    page.wait_for_function("() => document.querySelector('#viewer-meta').textContent.includes('Size')")
     meta = page.inner_text("#viewer-meta")
     assert f"{rec['width']} × {rec['height']}" in meta
     if rec["camera"]:
@@ -213,7 +213,9 @@ def test_viewer_keyboard_navigation_and_more_like_this(page, site, manifest):
     assert viewer.get_attribute("data-id") == str(ids[0])
     page.keyboard.press("Escape")
     assert not viewer.is_visible()
-    assert page.evaluate("document.activeElement.dataset.index") == "0"
+    # The dialog first gives focus back to the tile that opened it (1); its "close" event, a task
+    # later, moves it to the photo last shown (0).
+    page.wait_for_function("() => document.activeElement?.dataset.index === '0'", timeout=2000)
     page.keyboard.press("Space")
     assert viewer.is_visible() and viewer.get_attribute("data-id") == str(ids[0])
 
@@ -354,7 +356,7 @@ def test_markup_in_file_names_is_shown_as_text(page, tiny):
         assert tile.locator("img").get_attribute("alt") == XSS_NAME
         tile.click()
         assert page.inner_text("#viewer-name") == XSS_NAME
-        page.wait_for_function("document.querySelector('#viewer-meta').textContent.includes('Path')")
+        page.wait_for_function("() => document.querySelector('#viewer-meta').textContent.includes('Path')")
         assert XSS_FOLDER in page.inner_text("#viewer-meta")
         # No element was made from the names: only the page's own <script> exists, no <img src=x>.
         assert page.evaluate("document.querySelectorAll('script').length") == 1
@@ -381,7 +383,7 @@ def test_a_token_protected_server_asks_for_the_token(page, tiny):
         page.fill("#login-token", "wrong")
         page.keyboard.press("Enter")
         page.wait_for_function(
-            "document.querySelector('#login-message').textContent.includes('not accepted')"
+            "() => document.querySelector('#login-message').textContent.includes('not accepted')"
         )
         assert login.is_visible()
         page.fill("#login-token", TOKEN)
@@ -411,7 +413,7 @@ def test_screenshots_desktop_and_mobile(browser, site):
         shots.append(screenshot(page, f"{label}-filters.png"))
         page.click("#filters-button")
         page.locator("#results .tile").nth(2).click()
-        page.wait_for_function("document.querySelector('#viewer-meta').textContent.includes('Path')")
+        page.wait_for_function("() => document.querySelector('#viewer-meta').textContent.includes('Path')")
         page.locator("#viewer-image").evaluate("img => img.decode().catch(() => null)")
         shots.append(screenshot(page, f"{label}-viewer.png"))
         context.close()
