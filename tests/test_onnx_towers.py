@@ -138,3 +138,22 @@ def test_runs_without_torch(exported):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "(2, 128) (1, 128) False False"
+
+
+def test_onnx_encoder_is_a_lazy_drop_in_for_the_torch_encoder(exported, toy_encoder, pixels):
+    from PIL import Image
+
+    from indexer.onnx_encoder import OnnxEncoder
+
+    enc = OnnxEncoder(exported, threads=2)
+    assert enc.loaded == ()  # nothing loaded until asked
+    assert (enc.identity, enc.image_size, enc.device) == (toy_encoder.identity, toy_encoder.image_size, "cpu")
+    assert enc.logit_scale == pytest.approx(toy_encoder.logit_scale)
+    assert _min_cosine(enc.encode_texts(QUERIES), toy_encoder.encode_texts(QUERIES)) > FP32_COSINE
+    assert enc.loaded == ("text",)  # a text query loads the text tower only
+    assert _min_cosine(enc.encode_pixels(pixels[:8]), toy_encoder.encode_pixels(pixels[:8])) > FP32_COSINE
+    images = [Image.fromarray(p).resize((96, 80)) for p in pixels[:4]]
+    assert _min_cosine(enc.encode_images(images), toy_encoder.encode_images(images)) > FP32_COSINE
+    enc.release_text_tower()
+    assert enc.loaded == ("image",)
+    assert enc.encode_texts(["a red circle"]).shape == (1, 128)  # loaded again on demand
