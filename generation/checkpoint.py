@@ -5,15 +5,20 @@ pickle lightning's callback objects (ModelCheckpoint, ...) and sometimes numpy s
 `torch.load` then fails twice over: torch's safe `weights_only` unpickler refuses those classes, and
 the unsafe one needs pytorch-lightning importable. We stay on the safe unpickler and allow each
 foreign class as an inert stand-in of the same name: nothing from the file is ever executed, and
-the tensors come out intact.
+the tensors come out intact. Files in torch's old non-zip format are read the same way.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import torch
+
+MAX_FOREIGN_CLASSES = 64  # lightning checkpoints pickle a handful; a file with more is not one of them
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 
 
 class _Inert:
@@ -34,6 +39,8 @@ def _stand_in(qualified: str) -> type:
 
 
 def read_checkpoint(path: Path) -> object:
+    if not zipfile.is_zipfile(path):
+        return _read_legacy(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -45,6 +52,43 @@ def read_checkpoint(path: Path) -> object:
         foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     with torch.serialization.safe_globals([_stand_in(name) for name in foreign]):
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_legacy(path: Path) -> object:
+    """torch's pre-1.6 format (a stream of pickles, not a zip): torch cannot list its classes up front,
+    so the safe unpickler's refusals are read one by one, each class allowed as an inert stand-in."""
+    allowed: list[type] = []
+    for _ in range(MAX_FOREIGN_CLASSES):
+        try:
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = _REFUSED_GLOBAL.search(str(exc))
+            if found is None:
+                raise ValueError(_not_a_checkpoint(path, exc)) from exc
+            allowed.append(_stand_in(found.group(1)))
+        except (RuntimeError, EOFError, ValueError) as exc:
+            raise ValueError(_not_a_checkpoint(path, exc)) from exc
+    raise ValueError(
+        f"{path} is in torch's old (pre-1.6, non-zip) format and pickles more than {MAX_FOREIGN_CLASSES} "
+        "classes besides tensors; re-save its state_dict with a current torch (torch.save) and pass that"
+    )
+
+
+def _not_a_checkpoint(path: Path, exc: Exception) -> str:
+    with path.open("rb") as f:
+        head = f.read(16)
+    hint = (
+        " (it starts like a web page: a download that saved an error page?)"
+        if head.lstrip()[:1] == b"<"
+        else ""
+    )
+    # torch's own message is a page of advice; its last part ("WeightsUnpickler error: ...") is the reason.
+    reason = str(exc).rpartition("WeightsUnpickler error:")[2].strip().splitlines()[0][:200]
+    return (
+        f"{path} cannot be read as a PyTorch checkpoint{hint}: {reason}. "
+        "Download the .ckpt again (photoseek fetch-vqgan), or re-save its state_dict with torch.save"
+    )
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

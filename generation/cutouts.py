@@ -1,19 +1,39 @@
 """Random cutouts of the image being generated, augmented, at the CLIP tower's input size.
 
 CLIP sees many crops of different sizes and positions instead of the whole image once: the gradient
-then asks every region to look like the prompt at several scales, and the augmentations (flips, a
-small affine warp, colour jitter, noise) keep the optimiser from fitting one exact pixel grid, which is
-how adversarial noise instead of a picture would satisfy the loss. Plain torch, so it runs on any device
-and is deterministic on the CPU given the generator.
+then asks every region to look like the prompt at several scales, and the augmentations keep the
+optimiser from fitting one exact pixel grid, which is how adversarial noise instead of a picture
+would satisfy the loss.
+
+Crops follow Katherine Crowson's MakeCutouts (side = rand**cut_pow between CLIP's input size and the
+image's short side). The augmentations are nerdyrodent's generate.py's kornia ones, with the same
+parameters and probabilities, chosen by the same two-letter codes (its default is Af,Pe,Ji,Er; ours
+adds Sh), then per-cutout gaussian noise up to sigma 0.1 as in both references. Crop positions and
+noise come from the job's generator; kornia draws from torch's global RNG, so each call runs in a
+forked RNG seeded from that generator: a run is repeatable and touches no other thread's RNG state.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+# nerdyrodent's codes and settings (MakeCutouts in generate.py, "latest" cut method).
+AUGMENT_CODES = {
+    "Af": "random affine: up to 15 degrees, 10 % translation, 5 degrees shear (p 0.7)",
+    "Pe": "random perspective, distortion 0.7 (p 0.7)",
+    "Ji": "colour jitter: brightness, contrast, saturation and hue +-0.1 (p 0.7)",
+    "Sh": "random sharpness 0.3 (p 0.5)",
+    "Er": "random erasing of 10-40 % of the cutout (p 0.7)",
+    "Ro": "random rotation up to 15 degrees (p 0.7)",
+    "Fl": "horizontal flip (p 0.5)",
+}
+DEFAULT_AUGMENTS = "Af,Pe,Ji,Sh,Er"
+NOISE = 0.1  # per-cutout gaussian noise, sigma drawn uniformly from [0, NOISE]
 
 
 @dataclass(frozen=True)
@@ -21,11 +41,39 @@ class CutoutSpec:
     count: int = 32
     size: int = 224  # CLIP's input side
     cut_pow: float = 1.0  # >1 favours small cutouts (detail), <1 large ones (composition)
-    max_degrees: float = 10.0
-    max_translate: float = 0.05  # fraction of the cutout
-    scale_jitter: float = 0.05
-    colour_jitter: float = 0.05  # brightness / contrast / saturation, each +- this
-    noise: float = 0.1  # per-cutout gaussian noise up to this sigma
+    augments: str = DEFAULT_AUGMENTS  # comma-separated codes of AUGMENT_CODES; "" or "none": none
+    noise: float = NOISE
+
+
+def parse_augments(codes: str) -> tuple[str, ...]:
+    """ "Af,Pe" -> ("Af", "Pe"); "" or "none" -> (); unknown codes are refused with the list."""
+    text = codes.strip()
+    if text.lower() in ("", "none", "off"):
+        return ()
+    parts = tuple(c.strip() for c in text.replace(" ", ",").split(",") if c.strip())
+    unknown = [c for c in parts if c not in AUGMENT_CODES]
+    if unknown:
+        known = ", ".join(f"{k} ({v})" for k, v in AUGMENT_CODES.items())
+        raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {known}, or none")
+    return parts
+
+
+@lru_cache(maxsize=8)
+def augmentation(codes: tuple[str, ...]) -> nn.Module:
+    import kornia.augmentation as K  # only generation needs kornia; keep it out of other imports
+
+    make = {
+        "Af": lambda: K.RandomAffine(
+            degrees=15, translate=0.1, shear=5, p=0.7, padding_mode="zeros", keepdim=True
+        ),
+        "Pe": lambda: K.RandomPerspective(distortion_scale=0.7, p=0.7),
+        "Ji": lambda: K.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.1, p=0.7),
+        "Sh": lambda: K.RandomSharpness(sharpness=0.3, p=0.5),
+        "Er": lambda: K.RandomErasing(scale=(0.1, 0.4), ratio=(0.3, 1 / 0.3), same_on_batch=True, p=0.7),
+        "Ro": lambda: K.RandomRotation(degrees=15, p=0.7),
+        "Fl": lambda: K.RandomHorizontalFlip(p=0.5),
+    }
+    return nn.Sequential(*(make[c]() for c in codes))
 
 
 def make_cutouts(image: torch.Tensor, spec: CutoutSpec, generator: torch.Generator) -> torch.Tensor:
@@ -47,40 +95,22 @@ def make_cutouts(image: torch.Tensor, spec: CutoutSpec, generator: torch.Generat
             cuts.append(F.adaptive_avg_pool2d(crop, spec.size))
         else:
             cuts.append(F.interpolate(crop, size=spec.size, mode="bilinear", align_corners=False))
-    batch = torch.cat(cuts)
-    return augment(batch, spec, generator)
+    return augment(torch.cat(cuts), spec, generator)
 
 
 def augment(batch: torch.Tensor, spec: CutoutSpec, generator: torch.Generator) -> torch.Tensor:
     n, dev = batch.shape[0], batch.device
-
-    def uniform(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=dev) * 2 - 1
-
-    flip = torch.rand(n, generator=generator, device=dev) < 0.5
-    batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-
-    angle = uniform(n) * math.radians(spec.max_degrees)
-    scale = 1 + uniform(n) * spec.scale_jitter
-    shift = uniform(n, 2) * spec.max_translate * 2  # affine_grid coordinates span [-1, 1]
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
-    )
-    grid = F.affine_grid(theta.to(batch.dtype), list(batch.shape), align_corners=False)
-    # "reflection" rather than zeros: black corners would be a feature CLIP could latch onto.
-    batch = F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-    j = spec.colour_jitter
-    brightness = 1 + uniform(n, 1, 1, 1) * j
-    contrast = 1 + uniform(n, 1, 1, 1) * j
-    saturation = 1 + uniform(n, 1, 1, 1) * j
-    batch = batch * brightness
-    mean = batch.mean(dim=(1, 2, 3), keepdim=True)
-    batch = (batch - mean) * contrast + mean
-    grey = batch.mean(dim=1, keepdim=True)
-    batch = (batch - grey) * saturation + grey
-
+    codes = parse_augments(spec.augments)
+    if codes:
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=dev).item())
+        devices = (
+            [dev.index if dev.index is not None else torch.cuda.current_device()]
+            if dev.type == "cuda"
+            else []
+        )
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            batch = augmentation(codes)(batch)
     sigma = torch.rand(n, 1, 1, 1, generator=generator, device=dev) * spec.noise
     noise = torch.randn(batch.shape, generator=generator, device=dev, dtype=batch.dtype)
     # No clamp: it would zero the gradient of every pixel the noise pushed past 0 or 1.

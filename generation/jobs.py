@@ -1,10 +1,14 @@
 """Generation jobs for searchd: a queue persisted in the catalog, run one at a time by one thread.
 
 A job's life: queued -> running -> done | failed | cancelled. The catalog row is the truth (so the
-list survives a restart); the running job's latest preview lives only in memory. One worker thread
-owns the models: the CLIP encoder comes from the caller (searchd shares its own), the VQGAN is
-loaded on the first job and let go after `idle_unload_s` without work, which gives the memory (GPU
-memory, on a GPU box) back to search.
+queue survives a restart: start() picks it up again); the running job's latest preview lives only in
+memory. One worker thread owns the models: the CLIP encoder comes from the caller (searchd shares its
+own), the VQGAN is loaded on the first job (load_vqgan, the one place that loads it) and let go after
+`idle_unload_s` without work, which gives the memory (GPU memory, on a GPU box) back to search.
+
+A job's params are GenerationOptions' (seed resolved at submit, so the list shows it) plus where its
+pictures come from: "init_image_id" (a library image) or "init_upload" (a stored upload, see
+generation.inputs); "#ID" parts of the prompt are library images too. Paths are never accepted.
 """
 
 from __future__ import annotations
@@ -16,17 +20,26 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from generation.inputs import (
+    INPUTS_DIR,
+    InputError,
+    library_image_path,
+    open_library_image,
+    remove_upload,
+    upload_path,
+)
 from generation.optimize import GenerationCancelled, GenerationOptions, generate_image, record_params
 from generation.output import save_generated
 from generation.prompts import parse_prompts
-from generation.vqgan import VQGAN, load_default_vqgan, load_vqgan, parse_vqgan_spec
+from generation.vqgan import VQGAN, describe_vqgan, load_vqgan_spec
 from indexer.catalog import Catalog, GenerationJob
 from indexer.catalog.store import utcnow
 
@@ -42,6 +55,10 @@ PREVIEWS_KEPT = 16  # jobs whose last preview stays in memory
 DEFAULT_PREVIEWS_PER_JOB = 20  # when the job does not say (preview_every 0) ...
 MAX_PREVIEW_EVERY = 10  # ... but at least every 10 steps, so a long job shows something early
 CATALOG_RETRY_S = 5.0  # the worker's pause after the catalog failed it
+MAX_QUEUED = 20  # jobs waiting at once; more are refused (HTTP 429) until some have run
+MAX_PAGE = 100  # jobs per page of list_jobs
+SOURCE_KEYS = ("init_image_id", "init_upload")  # where a job's pictures come from (not options)
+FORBIDDEN_KEYS = ("init_image", "image_prompts")  # file paths: the CLI's, never a job's
 
 
 class UnknownJob(KeyError):
@@ -50,6 +67,10 @@ class UnknownJob(KeyError):
 
 class JobFinished(ValueError):
     """The job has already ended; there is nothing to cancel."""
+
+
+class QueueFull(RuntimeError):
+    """MAX_QUEUED jobs are waiting already; the message says so (HTTP 429)."""
 
 
 class JobRunner:
@@ -61,11 +82,16 @@ class JobRunner:
         vqgan_spec: str | None = None,
         on_result: Callable[[Path], None] | None = None,
         idle_unload_s: float = 600.0,
+        inputs_dir: Path | None = None,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.catalog = catalog
         self.generated_dir = Path(generated_dir)
+        self.inputs_dir = Path(inputs_dir) if inputs_dir else self.generated_dir.parent / INPUTS_DIR
         self.encoder_provider = encoder_provider
-        self.vqgan_spec = vqgan_spec  # "CONFIG.yaml,MODEL.ckpt"; None: the shipped tiny VQGAN
+        self.vqgan_spec = vqgan_spec or None  # "CONFIG.yaml,MODEL.ckpt"; None: the shipped tiny VQGAN
+        self.vqgan_info = describe_vqgan(self.vqgan_spec)  # checks the files exist, at start-up
+        self.max_queued = max_queued
         self.on_result = on_result  # e.g. hand the new PNG to the indexer straight away
         self.idle_unload_s = idle_unload_s
         self._lock = threading.Lock()
@@ -106,29 +132,60 @@ class JobRunner:
     def recover_interrupted(self) -> int:
         """Jobs still "running" in the catalog died with a previous process: mark them failed."""
         with self.catalog.session() as s:
-            result = s.execute(
+            ids = list(s.scalars(select(GenerationJob.id).where(GenerationJob.status == RUNNING)))
+            s.execute(
                 update(GenerationJob)
-                .where(GenerationJob.status == RUNNING)
+                .where(GenerationJob.id.in_(ids))
                 .values(status=FAILED, error=INTERRUPTED, finished_at=utcnow())
             )
-            return result.rowcount or 0
+        for job_id in ids:
+            self._forget_inputs(job_id)
+        return len(ids)
 
     # -- API --------------------------------------------------------------------------------------
     def submit(self, prompt: str, params: dict[str, Any] | None = None) -> int:
-        """Queue a job; ValueError (with a message for the user) when prompt or params are invalid."""
+        """Queue a job; ValueError (a message for the user) when prompt or params are invalid,
+        QueueFull when max_queued jobs are waiting. The seed is drawn now when none is given."""
         params = dict(params or {})
-        parse_prompts(prompt)
-        if params.get("init_image"):
-            raise ValueError("init_image is not accepted by the job API (it would read server files)")
-        GenerationOptions.from_params(params)
-        with self.catalog.session() as s:
-            job = GenerationJob(prompt=prompt, params=json.dumps(params), status=QUEUED, created_at=utcnow())
+        forbidden = [k for k in FORBIDDEN_KEYS if k in params]
+        if forbidden:
+            raise ValueError(
+                f"{', '.join(forbidden)} would read files on the server: send an init image as an upload "
+                "or init_image_id, and image prompts as #ID parts of the prompt"
+            )
+        sources = {k: params.pop(k) for k in SOURCE_KEYS if k in params and params[k] is not None}
+        options = GenerationOptions.from_params(params).resolved()
+        self._check_pictures(parse_prompts(prompt), sources)
+        stored = {k: v for k, v in options.to_params().items() if k not in FORBIDDEN_KEYS} | sources
+        with self._lock, self.catalog.session() as s:  # the lock: two submits cannot both take the last place
+            waiting = s.scalar(select(func.count()).where(GenerationJob.status == QUEUED)) or 0
+            if waiting >= self.max_queued:
+                raise QueueFull(
+                    f"{waiting} generation jobs are waiting already (the limit is {self.max_queued}); "
+                    "try again when some have finished, or cancel one"
+                )
+            job = GenerationJob(prompt=prompt, params=json.dumps(stored), status=QUEUED, created_at=utcnow())
             s.add(job)
             s.flush()
             job_id = job.id
         self._ensure_worker()
         self._wake.set()
         return job_id
+
+    def _check_pictures(self, parts, sources: dict[str, Any]) -> None:
+        """Fail at submit, not minutes later: the library ids exist and the upload is there."""
+        if len(sources) > 1:
+            raise ValueError("give one init image: init_image_id or an uploaded init_image, not both")
+        if "init_image_id" in sources:
+            image_id = sources["init_image_id"]
+            if isinstance(image_id, bool) or not isinstance(image_id, int):
+                raise ValueError("init_image_id must be an image id (a whole number)")
+            library_image_path(self.catalog, image_id)
+        if "init_upload" in sources:
+            upload_path(self.inputs_dir, sources["init_upload"])
+        for part in parts:
+            if part.image_id is not None:
+                library_image_path(self.catalog, part.image_id)
 
     def get(self, job_id: int) -> dict[str, Any]:
         with self.catalog.session() as s:
@@ -137,15 +194,31 @@ class JobRunner:
                 raise UnknownJob(job_id)
             return self._as_dict(job)
 
-    def list_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+    def list_jobs(
+        self, limit: int = 50, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of jobs, newest first, with ids below `before`; and the `before` of the next page."""
+        limit = max(1, min(limit, MAX_PAGE))
         with self.catalog.session() as s:
-            rows = s.scalars(select(GenerationJob).order_by(GenerationJob.id.desc()).limit(limit))
-            return [self._as_dict(job) for job in rows]
+            query = select(GenerationJob).order_by(GenerationJob.id.desc()).limit(limit + 1)
+            if before is not None:
+                query = query.where(GenerationJob.id < before)
+            rows = [self._as_dict(job) for job in s.scalars(query)]
+        more = len(rows) > limit
+        return rows[:limit], (rows[limit - 1]["id"] if more else None)
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        with self.catalog.session() as s:
+            rows = s.execute(select(GenerationJob.status, func.count()).group_by(GenerationJob.status))
+            return {status: n for status, n in rows}
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops after its current step."""
         # One conditional UPDATE, not read-then-write: the worker may claim the job in between.
-        if not self._transition(job_id, QUEUED, status=CANCELLED, finished_at=utcnow()):
+        if self._transition(job_id, QUEUED, status=CANCELLED, finished_at=utcnow()):
+            self._forget_inputs(job_id)
+        else:
             status = self.get(job_id)["status"]
             if status in FINISHED:
                 raise JobFinished(f"job {job_id} is already {status}")
@@ -230,14 +303,21 @@ class JobRunner:
                 return self._closing or job_id in self._cancel
 
         try:
+            sources = {k: params.pop(k) for k in SOURCE_KEYS if k in params}
             options = GenerationOptions.from_params(params)
             if not options.preview_every:
                 every = min(MAX_PREVIEW_EVERY, max(1, options.steps // DEFAULT_PREVIEWS_PER_JOB))
                 options = GenerationOptions.from_params({**params, "preview_every": every})
+            options = replace(options, init_image=self._init_path(sources))
             encoder = self.encoder_provider()
-            vqgan = self._load_vqgan(encoder.device)
-            image = generate_image(encoder, vqgan, prompt, options, progress, should_stop)
-            path = save_generated(image, prompt, record_params(options, encoder, vqgan), self.generated_dir)
+            vqgan = self.load_vqgan(encoder.device)
+            image = generate_image(
+                encoder, vqgan, prompt, options, progress, should_stop,
+                image_source=lambda image_id: open_library_image(self.catalog, image_id),
+            )  # fmt: skip
+            recorded = record_params(options, encoder, vqgan)
+            recorded["init_image"] = _source_label(sources)
+            path = save_generated(image, prompt, recorded, self.generated_dir)
         except GenerationCancelled as exc:
             with self._lock:
                 closing = self._closing and job_id not in self._cancel
@@ -247,27 +327,46 @@ class JobRunner:
             else:
                 log.info("generation job %d cancelled: %s", job_id, exc)
                 self._set(job_id, status=CANCELLED, finished_at=utcnow())
+        except (InputError, ValueError) as exc:  # the job's pictures or numbers: the user's to fix
+            log.info("generation job %d failed: %s", job_id, exc)
+            self._set(job_id, status=FAILED, error=str(exc), finished_at=utcnow())
         except Exception as exc:  # a bad job must never take the worker (or searchd) down
             log.exception("generation job %d failed", job_id)
             self._set(job_id, status=FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
         else:
-            self._set(job_id, status=DONE, progress=1.0, result_path=str(path), finished_at=utcnow())
+            self._set(job_id, progress=1.0, result_path=str(path))
+            # Indexed before it is "done": a page that sees "done" and searches finds the image.
             if self.on_result is not None:
                 try:
                     self.on_result(path)
                 except Exception:
                     log.exception("on_result hook failed for %s", path)
+            self._set(job_id, status=DONE, finished_at=utcnow())
         finally:
             with self._lock:
                 self._cancel.discard(job_id)
+            if self.get(job_id)["status"] in FINISHED:
+                self._forget_inputs(job_id)
 
-    def _load_vqgan(self, device: str) -> VQGAN:
-        # Only the worker thread loads or drops the VQGAN, so no lock is needed around it.
+    def _init_path(self, sources: dict[str, Any]) -> str | None:
+        if sources.get("init_upload"):
+            return str(upload_path(self.inputs_dir, sources["init_upload"]))
+        if sources.get("init_image_id") is not None:
+            return str(library_image_path(self.catalog, int(sources["init_image_id"])))
+        return None
+
+    def _forget_inputs(self, job_id: int) -> None:
+        """An ended job's upload is of no further use: remove it."""
+        with self.catalog.session() as s:
+            job = s.get(GenerationJob, job_id)
+            stored = json.loads(job.params or "{}").get("init_upload") if job is not None else None
+        remove_upload(self.inputs_dir, stored)
+
+    def load_vqgan(self, device: str) -> VQGAN:
+        """The VQGAN, loaded on first use. The one place that loads it (a model cache can take over here);
+        only the worker thread loads or drops it, so no lock is needed around it."""
         if self._vqgan is None:
-            if self.vqgan_spec:
-                self._vqgan = load_vqgan(*parse_vqgan_spec(self.vqgan_spec), device=device)
-            else:
-                self._vqgan = load_default_vqgan(device)
+            self._vqgan = load_vqgan_spec(self.vqgan_spec, device)
         return self._vqgan
 
     def _release_vqgan(self) -> None:
@@ -304,3 +403,10 @@ class JobRunner:
             "created_at": iso(job.created_at),
             "finished_at": iso(job.finished_at),
         }
+
+
+def _source_label(sources: dict[str, Any]) -> str | None:
+    """What the PNG records as its init image: a library id or "upload", never a server path."""
+    if sources.get("init_image_id") is not None:
+        return f"#{int(sources['init_image_id'])}"
+    return "upload" if sources.get("init_upload") else None

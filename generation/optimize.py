@@ -1,30 +1,53 @@
 """VQGAN+CLIP: optimise a VQGAN latent until CLIP says the decoded image matches the prompt.
 
-The loop: latent -> snap to the codebook (straight-through) -> decode -> random augmented cutouts ->
-CLIP image embeddings -> spherical distance to each weighted prompt embedding -> Adam step on the
-latent -> clamp it to the codebook's range. Every random draw comes from one generator seeded with
-`options.seed`, so a run is repeatable on the CPU (GPU kernels may still differ in the last bits).
+The loop, as in Katherine Crowson's notebook and nerdyrodent's generate.py: latent -> snap to the
+codebook (straight-through) -> decode -> random augmented cutouts -> CLIP image embeddings -> for each
+prompt part, its weighted spherical distance with a stop (prompt_loss) -> plus, with init_weight, an
+MSE pull of the latent towards the starting latent -> Adam step -> clamp the latent to the codebook's
+range. Every random draw comes from one generator seeded with `options.seed`, so a run is repeatable
+on the CPU (GPU kernels may still differ in the last bits).
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import open_clip
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageOps
 
-from generation.cutouts import CutoutSpec, make_cutouts
-from generation.prompts import parse_prompts
+from generation.cutouts import DEFAULT_AUGMENTS, CutoutSpec, make_cutouts, parse_augments
+from generation.prompts import (
+    MAX_PARTS,
+    PromptError,
+    WeightedPrompt,
+    check_weight,
+    parse_prompts,
+    split_prompt,
+)
 from generation.vqgan import VQGAN
 
 ProgressFn = Callable[[int, int, "Image.Image | None"], None]  # (step done, steps, preview or None)
 StopFn = Callable[[], bool]
-MAX_SIDE = 2048  # larger requests are refused: memory grows with the square of the side
+ImageSource = Callable[[int], Image.Image]  # a library image's id -> its RGB picture
+# Hard bounds (issue 12): a job's memory grows with its pixels, its time with steps x cutouts.
+MIN_SIDE = 8
+MAX_SIDE = 1024
+MAX_PIXELS = 1024 * 768
+MAX_STEPS = 5000
+MAX_CUTOUTS = 128
+MAX_LR = 5.0
+MAX_CUT_POW = 10.0
+MAX_INIT_WEIGHT = 100.0
+MAX_SEED = 2**53 - 1  # seeds travel through JSON to the page: keep them exact as a JavaScript number
+RANDOM_SEED_BITS = 32
 
 
 class GenerationCancelled(Exception):
@@ -36,46 +59,115 @@ class GenerationOptions:
     width: int = 256
     height: int = 256
     steps: int = 300
-    seed: int = 0
+    seed: int | None = None  # None: a random seed, drawn by resolved() and recorded with the image
     cutouts: int = 32
     lr: float = 0.1
     cut_pow: float = 1.0
-    init_image: str | None = None  # path of a start image (encoded by the VQGAN)
-    init_weight: float = 0.0  # >0 also pulls the CLIP embedding towards the init image's
+    init_image: str | None = None  # path of a start image (encoded by the VQGAN); CLI and job runner only
+    # Crowson's init_weight: an MSE loss pulling the latent towards the starting latent (the init image's,
+    # or the random start), times init_weight / 2. 0: off.
+    init_weight: float = 0.0
+    augments: str = DEFAULT_AUGMENTS  # kornia augmentation codes (generation.cutouts); "none" for none
+    image_prompts: tuple[str, ...] = ()  # "PATH[:WEIGHT[:STOP]]" image files as targets (CLI only)
     preview_every: int = 0  # 0: no previews
 
     def __post_init__(self) -> None:
-        if not (8 <= self.width <= MAX_SIDE and 8 <= self.height <= MAX_SIDE):
-            raise ValueError(f"size {self.width}x{self.height} must be within 8..{MAX_SIDE} per side")
-        if self.steps < 1 or self.cutouts < 1 or self.lr <= 0 or self.preview_every < 0:
-            raise ValueError("steps and cutouts must be >= 1, lr > 0 and preview_every >= 0")
+        _bounded("width", self.width, MIN_SIDE, MAX_SIDE)
+        _bounded("height", self.height, MIN_SIDE, MAX_SIDE)
+        if self.width * self.height > MAX_PIXELS:
+            raise ValueError(
+                f"size {self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is "
+                f"{MAX_PIXELS:,} (e.g. 1024x768): memory grows with the pixels"
+            )
+        _bounded("steps", self.steps, 1, MAX_STEPS)
+        _bounded("cutouts", self.cutouts, 1, MAX_CUTOUTS)
+        if self.seed is not None:
+            _bounded("seed", self.seed, 0, MAX_SEED)
+        _bounded("lr", self.lr, 0, MAX_LR, low_open=True)
+        _bounded("cut_pow", self.cut_pow, 0, MAX_CUT_POW)
+        _bounded("init_weight", self.init_weight, 0, MAX_INIT_WEIGHT)
+        _bounded("preview_every", self.preview_every, 0, MAX_STEPS)
+        parse_augments(self.augments)
+        if len(self.image_prompts) > MAX_PARTS:
+            raise ValueError(f"{len(self.image_prompts)} image prompts; the limit is {MAX_PARTS}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GenerationOptions:
-        """Options from JSON-ish params; "size" may be "WxH" or [W, H]. Unknown keys are refused."""
+        """Options from JSON-ish params; "size" may be "WxH" or [W, H]. Unknown keys and values of the
+        wrong type are refused with a sentence naming the parameter."""
         params = dict(params)
         if "size" in params:
             params["width"], params["height"] = parse_size(params.pop("size"))
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(params) - set(known))
         if unknown:
-            raise ValueError(f"unknown generation parameter(s): {', '.join(unknown)}")
-        casts = {"int": int, "float": float}
-        values = {k: casts.get(str(known[k].type), lambda v: v)(v) for k, v in params.items()}
+            raise ValueError(f"unknown generation parameter(s): {', '.join(map(str, unknown))[:200]}")
+        values = {k: _cast(k, str(known[k].type), v) for k, v in params.items()}
         return cls(**values)
 
     def to_params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def resolved(self) -> GenerationOptions:
+        """The same options with a seed: a random one when none was given (nerdyrodent: torch.seed())."""
+        return self if self.seed is not None else replace(self, seed=secrets.randbits(RANDOM_SEED_BITS))
 
-def parse_size(size: str | list | tuple) -> tuple[int, int]:
+
+def _bounded(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value}")
+    if value < low or (low_open and value == low) or value > high:
+        lower = f"above {low:g}" if low_open else f"at least {low:g}"
+        raise ValueError(f"{name} must be {lower} and at most {high:g}, not {value:g}")
+
+
+def _cast(name: str, type_name: str, value: Any) -> Any:
+    """JSON value -> the field's type; bools are not numbers, 2.0 is an int, "many" is refused."""
+    if type_name in ("int", "int | None"):
+        if value is None and type_name == "int | None":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{name} must be a whole number, not {type(value).__name__}")
+        try:
+            number = float(value) if not isinstance(value, int) else value
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, not {str(value)[:40]!r}") from None
+        if isinstance(number, float):
+            if not math.isfinite(number) or number != int(number):
+                raise ValueError(f"{name} must be a whole number, not {str(value)[:40]}")
+            number = int(number)
+        return number
+    if type_name == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{name} must be a number, not {type(value).__name__}")
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}") from None
+    if type_name == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+        return value
+    if type_name == "str | None":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+        return value
+    if type_name.startswith("tuple"):
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of strings")
+        return tuple(value)
+    return value
+
+
+def parse_size(size: Any) -> tuple[int, int]:
     if isinstance(size, str):
         w, sep, h = size.lower().partition("x")
-        if not sep:
-            raise ValueError(f"size {size!r} is not WxH, e.g. 256x256")
+        if not sep or not w.strip().isdigit() or not h.strip().isdigit() or len(size) > 20:
+            raise ValueError(f"size {size[:40]!r} is not WxH, e.g. 256x256")
         return int(w), int(h)
-    w, h = size
-    return int(w), int(h)
+    if isinstance(size, list | tuple) and len(size) == 2:
+        return _cast("width", "int", size[0]), _cast("height", "int", size[1])
+    raise ValueError('size must be "WxH" (e.g. "256x256") or [W, H]')
 
 
 def output_size(vqgan: VQGAN, options: GenerationOptions) -> tuple[int, int]:
@@ -101,9 +193,33 @@ class _ClampWithGrad(torch.autograd.Function):
         return grad * (grad * (x - x.clamp(0, 1)) >= 0)
 
 
+class _ReplaceGrad(torch.autograd.Function):
+    """The value of `forward_value`, the gradient of `backward_value` (which must have its shape)."""
+
+    @staticmethod
+    def forward(ctx, forward_value: torch.Tensor, backward_value: torch.Tensor) -> torch.Tensor:
+        return forward_value.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, grad
+
+
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Squared great-circle distance between unit vectors (2 * arcsin(|a-b|/2)^2); monotone in angle."""
     return (a - b).norm(dim=-1).div(2).arcsin().pow(2).mul(2)
+
+
+def prompt_loss(embeds: torch.Tensor, target: torch.Tensor, weight: float, stop: float) -> torch.Tensor:
+    """One part's loss, as the references' Prompt module: |w| * mean(sign(w) * distance), where the
+    gradient is cut wherever the signed distance lies below `stop` (the value itself is unchanged).
+
+    embeds: (cutouts, D) unit vectors; target: (T, D) unit vectors (1 for text, one per cutout of an
+    image prompt); the mean runs over all cutout x target pairs.
+    """
+    dists = spherical_distance(embeds[:, None, :], target[None, :, :]) * math.copysign(1.0, weight)
+    floored = torch.maximum(dists, torch.full_like(dists, stop))
+    return abs(weight) * _ReplaceGrad.apply(dists, floored).mean()
 
 
 class _ClipInput:
@@ -130,29 +246,88 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr), "RGB")
 
 
+def to_tensor(image: Image.Image, device) -> torch.Tensor:
+    """RGB PIL image -> (1, 3, H, W) in [0, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].to(device)
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """An image file as RGB, turned by its EXIF orientation (design invariant 8)."""
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def resize_to_area(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The references' resize_image: keep the aspect ratio, at most the area of `size`."""
+    ratio = image.size[0] / image.size[1]
+    area = min(image.size[0] * image.size[1], size[0] * size[1])
+    new = max(1, round((area * ratio) ** 0.5)), max(1, round((area / ratio) ** 0.5))
+    return image.resize(new, Image.Resampling.LANCZOS)
+
+
 def _initial_latent(vqgan: VQGAN, options: GenerationOptions, generator: torch.Generator) -> torch.Tensor:
     w, h = output_size(vqgan, options)
     f, dev = vqgan.downscale, vqgan.codebook.device
     if options.init_image:
-        with Image.open(options.init_image) as im:
-            start = im.convert("RGB").resize((w, h), Image.Resampling.LANCZOS)
-        x = torch.from_numpy(np.asarray(start, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        start = open_rgb(options.init_image).resize((w, h), Image.Resampling.LANCZOS)
         with torch.no_grad():
-            return vqgan.encode(x.to(dev))
+            return vqgan.encode(to_tensor(start, dev) * 2 - 1)
     n_embed = vqgan.codebook.shape[0]
     tokens = torch.randint(n_embed, (1, h // f, w // f), generator=generator, device=dev)
     return vqgan.codes_to_latent(tokens)
 
 
-def _targets(encoder, prompt: str, options: GenerationOptions) -> tuple[torch.Tensor, torch.Tensor]:
-    parts = parse_prompts(prompt)
-    embeds = [torch.from_numpy(encoder.encode_texts([p.text for p in parts]))]
-    weights = [p.weight for p in parts]
-    if options.init_image and options.init_weight > 0:
-        with Image.open(options.init_image) as im:
-            embeds.append(torch.from_numpy(encoder.encode_images([im.convert("RGB")])))
-        weights.append(options.init_weight)
-    return torch.cat(embeds).to(encoder.device), torch.tensor(weights, device=encoder.device)
+@dataclass
+class _Target:
+    embeds: torch.Tensor  # (T, D) unit vectors
+    weight: float
+    stop: float
+
+
+def _targets(
+    encoder,
+    clip: _ClipInput,
+    parts: list[WeightedPrompt],
+    image_prompts: list[tuple[Image.Image, float, float]],
+    out_size: tuple[int, int],
+    cut_spec: CutoutSpec,
+    generator: torch.Generator,
+) -> list[_Target]:
+    targets: list[_Target] = []
+    texts = [p for p in parts if p.image_id is None]
+    if texts:
+        embeds = torch.from_numpy(encoder.encode_texts([p.text for p in texts])).to(encoder.device).float()
+        targets += [_Target(embeds[i : i + 1], p.weight, p.stop) for i, p in enumerate(texts)]
+    # An image prompt is its own augmented cutouts' embeddings, as in the references (resize_image,
+    # then make_cutouts), so the image is a target at the same scales the generated one is seen at.
+    for image, weight, stop in image_prompts:
+        pixels = to_tensor(resize_to_area(image, out_size), encoder.device)
+        with torch.no_grad():
+            embeds = clip.embed(make_cutouts(pixels, cut_spec, generator))
+        targets.append(_Target(embeds, weight, stop))
+    return targets
+
+
+def _image_prompts(
+    parts: list[WeightedPrompt], options: GenerationOptions, image_source: ImageSource | None
+) -> list[tuple[Image.Image, float, float]]:
+    found = []
+    for p in parts:
+        if p.image_id is None:
+            continue
+        if image_source is None:
+            raise PromptError(f"{p.text!r} names a library image, which only works inside a library")
+        found.append((image_source(p.image_id), p.weight, p.stop))
+    for spec in options.image_prompts:
+        path, weight, stop = split_prompt(spec)
+        check_weight(weight, stop, path)
+        if not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f"image prompt {path} does not exist")
+        found.append((open_rgb(Path(path).expanduser()), weight, stop))
+    if len(parts) - len([p for p in parts if p.image_id is not None]) + len(found) > MAX_PARTS:
+        raise PromptError(f"more than {MAX_PARTS} prompt parts (text and images together)")
+    return found
 
 
 def generate_image(
@@ -162,15 +337,26 @@ def generate_image(
     options: GenerationOptions,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    image_source: ImageSource | None = None,
 ) -> Image.Image:
-    """Run the optimisation; raises GenerationCancelled when should_stop() turns true."""
+    """Run the optimisation; raises GenerationCancelled when should_stop() turns true.
+
+    `options.seed` None draws a random seed (call options.resolved() first to know it). `image_source`
+    turns the `#ID` parts of the prompt into pictures.
+    """
+    options = options.resolved()
     device = vqgan.codebook.device
     generator = torch.Generator(device=device).manual_seed(options.seed)
-    targets, weights = _targets(encoder, prompt, options)
+    parts = parse_prompts(prompt)
+    images = _image_prompts(parts, options, image_source)
     clip = _ClipInput(encoder)
-    cut_spec = CutoutSpec(count=options.cutouts, size=encoder.image_size, cut_pow=options.cut_pow)
-
-    z = _initial_latent(vqgan, options, generator).detach().clone().requires_grad_(True)
+    cut_spec = CutoutSpec(
+        count=options.cutouts, size=encoder.image_size, cut_pow=options.cut_pow, augments=options.augments
+    )
+    z = _initial_latent(vqgan, options, generator).detach().clone()
+    z_start = z.clone()
+    z.requires_grad_(True)
+    targets = _targets(encoder, clip, parts, images, output_size(vqgan, options), cut_spec, generator)
     # Per-channel bounds of the codebook: a latent outside them only drifts further from every code.
     z_min = vqgan.codebook.min(dim=0).values.view(1, -1, 1, 1)
     z_max = vqgan.codebook.max(dim=0).values.view(1, -1, 1, 1)
@@ -181,10 +367,11 @@ def generate_image(
             raise GenerationCancelled(f"stopped after {step - 1} of {options.steps} steps")
         decoded = vqgan.decode(vqgan.quantize_straight_through(z))
         image = _ClampWithGrad.apply(decoded.add(1).div(2))
-        cuts = make_cutouts(image, cut_spec, generator).to(encoder.device)
-        dist = spherical_distance(clip.embed(cuts)[:, None, :], targets[None, :, :])  # (cutouts, prompts)
-        # A negative weight turns distance into reward: the image is pushed away from that text.
-        loss = (dist.mean(dim=0) * weights).sum()
+        embeds = clip.embed(make_cutouts(image, cut_spec, generator).to(encoder.device))
+        # A negative weight turns distance into reward: the image is pushed away from that part.
+        loss = sum(prompt_loss(embeds, t.embeds, t.weight, t.stop) for t in targets)
+        if options.init_weight:
+            loss = loss + F.mse_loss(z, z_start) * options.init_weight / 2
         # autograd.grad, not backward(): the CLIP model may be shared with searchd, and its
         # parameters must not collect .grad (nor pay for computing it).
         (z.grad,) = torch.autograd.grad(loss, [z])
@@ -209,14 +396,5 @@ def record_params(options: GenerationOptions, encoder, vqgan: VQGAN) -> dict[str
     params.update(output_width=width, output_height=height, clip=encoder.identity.label, vqgan=vqgan.label)
     if params["init_image"]:
         params["init_image"] = Path(params["init_image"]).name  # the name only: no private paths
+    params["image_prompts"] = [Path(split_prompt(p)[0]).name for p in params["image_prompts"]]
     return params
-
-
-def load_init_path(path: str | Path | None) -> str | None:
-    """Validate an init image path early, with a message that names it."""
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"init image {p} does not exist")
-    return str(p)

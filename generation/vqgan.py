@@ -25,6 +25,7 @@ from generation.taming import Decoder, Encoder
 TINY_DIR = Path(__file__).parent / "tiny_vqgan"
 TINY_CONFIG = TINY_DIR / "tiny_vqgan.yaml"
 TINY_CHECKPOINT = TINY_DIR / "tiny_vqgan.ckpt"
+TINY_LABEL = "tiny-toyworld"  # 256 codes trained on drawn shapes: for demos and tests, not for pictures
 VQ_TARGET = "taming.models.vqgan.VQModel"
 GUMBEL_TARGET = "taming.models.vqgan.GumbelVQ"
 IGNORED_PREFIXES = ("loss.",)  # discriminator / perceptual-loss weights saved by the trainer
@@ -182,21 +183,60 @@ def load_vqgan(config: Path | str, checkpoint: Path | str | None, device: str = 
             torch.random.set_rng_state(state)
     else:
         model = VQGAN(cfg)
-        load_taming_state_dict(model, read_state_dict(Path(checkpoint)), source=str(checkpoint))
-    model.label = f"{Path(config).name},{Path(checkpoint).name if checkpoint else 'random'}"
+        load_taming_state_dict(
+            model, read_state_dict(Path(checkpoint)), source=str(checkpoint), config=str(config)
+        )
+    model.label = vqgan_label(Path(config), Path(checkpoint) if checkpoint else None)
     model.requires_grad_(False)
     return model.eval().to(device)
 
 
-def load_taming_state_dict(model: VQGAN, state_dict: dict[str, torch.Tensor], source: str = "") -> None:
+def vqgan_label(config: Path, checkpoint: Path | None) -> str:
+    """What a generated PNG records as its VQGAN: the two file names, never their private paths."""
+    return f"{config.name},{checkpoint.name if checkpoint else 'random'}"
+
+
+def load_taming_state_dict(
+    model: VQGAN, state_dict: dict[str, torch.Tensor], source: str = "", config: str = "its config"
+) -> None:
     kept = {k: v for k, v in state_dict.items() if not k.startswith(IGNORED_PREFIXES)}
+    own = model.state_dict()
+    # Shapes first: load_state_dict would stop at the first size mismatch with a raw traceback.
+    wrong = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in kept.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if wrong:
+        raise VQGANConfigError(_mismatch_message(model, kept, wrong, source, config))
     result = model.load_state_dict(kept, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise VQGANConfigError(
-            f"checkpoint {source} does not match its config: missing {result.missing_keys[:5]} "
+            f"checkpoint {source} does not match the config {config}: missing {result.missing_keys[:5]} "
             f"({len(result.missing_keys)}), unexpected {result.unexpected_keys[:5]} "
             f"({len(result.unexpected_keys)}); pass the .yaml that was published with this .ckpt"
         )
+
+
+def _mismatch_message(model: VQGAN, kept: dict, wrong: list, source: str, config: str) -> str:
+    cfg = model.config
+    codebook = "quantize.embed.weight" if cfg.gumbel else "quantize.embedding.weight"
+    if codebook in kept and kept[codebook].dim() == 2:
+        codes, dim = kept[codebook].shape
+        if (codes, dim) != (cfg.n_embed, cfg.embed_dim):
+            return (
+                f"the VQGAN config {config} and checkpoint {source} do not match: the config describes "
+                f"{cfg.n_embed} codes of {cfg.embed_dim} dimensions (n_embed, embed_dim), the checkpoint "
+                f"holds {codes} codes of {dim}. Pass the .yaml published with this .ckpt (for a "
+                f"{codes}-code checkpoint, e.g. vqgan_imagenet_f16_{codes}.yaml)"
+            )
+    key, theirs, ours = wrong[0]
+    theirs_text, ours_text = "x".join(map(str, theirs)), "x".join(map(str, ours))
+    return (
+        f"the VQGAN config {config} and checkpoint {source} do not match: {key} is {theirs_text} "
+        f"in the checkpoint but {ours_text} by the config ({len(wrong)} tensors differ). "
+        "Pass the .yaml that was published with this .ckpt"
+    )
 
 
 def parse_vqgan_spec(spec: str) -> tuple[Path, Path | None]:
@@ -220,5 +260,34 @@ def load_default_vqgan(device: str = "cpu") -> VQGAN:
             "or pass --vqgan CONFIG.yaml,MODEL.ckpt"
         )
     model = load_vqgan(TINY_CONFIG, TINY_CHECKPOINT, device)
-    model.label = "tiny-toyworld"
+    model.label = TINY_LABEL
     return model
+
+
+TOY_NOTE = (
+    "the tiny toy-world VQGAN shipped with photoseek (256 codes, trained on drawn shapes): only for demos "
+    "and tests. For real pictures run `photoseek fetch-vqgan` on a machine with internet and set vqgan"
+)
+
+
+def load_vqgan_spec(spec: str | None, device: str = "cpu") -> VQGAN:
+    """`CONFIG.yaml,MODEL.ckpt` (the `vqgan` setting, --vqgan), or ""/None for the tiny VQGAN."""
+    if not spec:
+        return load_default_vqgan(device)
+    return load_vqgan(*parse_vqgan_spec(spec), device=device)
+
+
+def describe_vqgan(spec: str | None) -> dict[str, object]:
+    """Which VQGAN a spec means, without loading it: what the page and /api show (file names only)."""
+    if not spec:
+        return {"label": TINY_LABEL, "config": TINY_CONFIG.name, "checkpoint": TINY_CHECKPOINT.name,
+                "toy": True, "note": TOY_NOTE}  # fmt: skip
+    config, checkpoint = parse_vqgan_spec(spec)
+    return {
+        "label": vqgan_label(config, checkpoint),
+        "config": config.name,
+        "checkpoint": checkpoint.name if checkpoint else None,
+        "toy": False,
+        "note": "a taming-transformers VQGAN"
+        + ("" if checkpoint else " with random weights (benchmarks only)"),
+    }

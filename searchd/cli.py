@@ -6,7 +6,7 @@ cannot import searchd, so the top of the tree assembles the whole command set.
 
 from __future__ import annotations
 
-from generation.cli import generate
+from generation.cli import fetch_vqgan_command, generate
 from indexer.cli import cli
 from indexer.tags.cli import classify, tags
 from indexer.watch.cli import status, watch
@@ -15,7 +15,7 @@ from searchd.serve import serve
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = [serve, watch, status, classify, tags, generate]
+    commands: list = [serve, watch, status, classify, tags, generate, fetch_vqgan_command]
     for command in commands:
         cli.add_command(command)
     return cli

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,7 @@ def test_cli_writes_into_the_library(tmp_path, toy_encoder):
     args += ["--preview-every", "1"]
     result = CliRunner().invoke(generate, args, obj=settings)
     assert result.exit_code == 0, result.output
-    (out,) = settings.generated_dir.glob("*.png")
+    (out,) = settings.layout.generated.glob("*.png")
     assert str(out) in result.output
     prompt, params = read_generation_info(out)
     assert prompt == PROMPT and params["seed"] == 5 and params["clip"] == toy_encoder.identity.label
@@ -219,8 +220,6 @@ def test_cli_writes_into_the_library(tmp_path, toy_encoder):
 
 
 def test_generated_image_is_found_by_a_search_for_it(tmp_path, toy_encoder, tiny_vqgan):
-    pytest.importorskip("indexer.pipeline", reason="the indexer (indexer/pipeline.py) is not there yet")
-    from indexer.search import Searcher
     from indexer.toyworld import Spec, render
 
     settings = make_settings(tmp_path / "data")
@@ -233,13 +232,14 @@ def test_generated_image_is_found_by_a_search_for_it(tmp_path, toy_encoder, tiny
         render(spec, (96, 96), rng).save(photos / f"photo{i}.png")
     options = GenerationOptions(width=64, height=64, steps=15, seed=2, cutouts=4, lr=0.2)
     image = generate_image(toy_encoder, tiny_vqgan, PROMPT, options)
-    made = save_generated(image, PROMPT, options.to_params(), settings.generated_dir)
+    made = save_generated(image, PROMPT, options.to_params(), settings.layout.generated)
 
-    _, catalog, summary = index_library(settings.data_dir, [photos, settings.generated_dir], toy_encoder)
+    indexed_lib, summary = index_library(settings.data_dir, [photos, settings.layout.generated], toy_encoder)
+
     assert summary.new == 4, summary.text()
     from indexer.query import parse_query
 
-    hits = Searcher(settings, catalog, lambda: toy_encoder).search(parse_query(PROMPT), limit=4)
+    hits = indexed_lib.searcher().search(parse_query(PROMPT), limit=4)
     assert hits[0].path == str(made.resolve())
     assert hits[0].caption == PROMPT and hits[0].generated
 
@@ -279,14 +279,14 @@ def test_job_runs_reports_progress_and_writes_its_image(runner):
     assert job["progress"] == 1.0 and any(0 < p < 1 for p in seen), seen
     assert read_generation_info(Path(job["result_path"]))[0] == PROMPT
     assert runner.latest_preview(job_id).startswith(b"\x89PNG")
-    assert [j["id"] for j in runner.list_jobs()] == [job_id]
+    assert [j["id"] for j in runner.list_jobs()[0]] == [job_id]
 
 
 def test_jobs_can_be_cancelled_queued_or_running(runner):
     from generation.jobs import JobFinished
 
-    running = runner.submit(PROMPT, {"size": "32x32", "steps": 10_000, "cutouts": 2, "preview_every": 1})
-    queued = runner.submit(PROMPT, {"size": "32x32", "steps": 10_000, "cutouts": 2})
+    running = runner.submit(PROMPT, {"size": "32x32", "steps": 5000, "cutouts": 2, "preview_every": 1})
+    queued = runner.submit(PROMPT, {"size": "32x32", "steps": 5000, "cutouts": 2})
     wait_for(lambda: runner.get(running)["progress"] > 0)
     assert runner.get(queued)["status"] == "queued"
     assert runner.cancel(queued)["status"] == "cancelled"
@@ -308,7 +308,7 @@ def test_jobs_left_running_by_a_crash_become_failed(tmp_path, toy_encoder):
         s.add(GenerationJob(prompt="x", params="{}", status="running", progress=0.4, created_at=utcnow()))
     runner = JobRunner(catalog, tmp_path / "gen", lambda: toy_encoder).start()
     try:
-        (job,) = runner.list_jobs()
+        (job,), _ = runner.list_jobs()
         assert (job["status"], job["error"]) == ("failed", "interrupted") and job["finished_at"]
     finally:
         runner.close()
@@ -320,7 +320,7 @@ def test_a_job_running_at_shutdown_goes_back_in_the_queue(tmp_path, toy_encoder)
 
     catalog = open_catalog(tmp_path / "data")
     runner = JobRunner(catalog, tmp_path / "gen", lambda: toy_encoder).start()
-    job_id = runner.submit(PROMPT, {"size": "32x32", "steps": 10_000, "cutouts": 2})
+    job_id = runner.submit(PROMPT, {"size": "32x32", "steps": 5000, "cutouts": 2})
     wait_for(lambda: runner.get(job_id)["progress"] > 0)
     runner.close()
     job = runner.get(job_id)
@@ -362,3 +362,139 @@ def test_http_api(tmp_path, toy_encoder):
         assert [j["id"] for j in client.get("/api/generate").get_json()["jobs"]] == [job_id]
     finally:
         runner.close()
+
+
+# -- checkpoints a person actually has ------------------------------------------------------------------
+def test_a_config_and_checkpoint_that_do_not_match_name_both_and_the_mismatch(tmp_path):
+    cfg_path, ckpt_path, _ = write_taming_checkpoint(tmp_path)  # 64 codes
+    other = yaml.safe_load(cfg_path.read_text())
+    other["model"]["params"]["n_embed"] = 32  # as vqgan_imagenet_f16_1024.yaml beside a 16384-code .ckpt
+    small = tmp_path / "f16_32.yaml"
+    small.write_text(yaml.safe_dump(other))
+    with pytest.raises(VQGANConfigError) as caught:
+        load_vqgan(small, ckpt_path)
+    message = str(caught.value)
+    assert str(small) in message and str(ckpt_path) in message
+    assert "32 codes" in message and "64 codes" in message and "size mismatch" not in message
+
+
+def test_old_non_zip_checkpoints_are_read_or_refused_with_a_sentence(tmp_path, monkeypatch):
+    names = ["pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.mc"]
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+
+    class ModelCheckpoint:
+        pass
+
+    ModelCheckpoint.__module__, ModelCheckpoint.__qualname__ = names[-1], "ModelCheckpoint"
+    sys.modules[names[-1]].ModelCheckpoint = ModelCheckpoint
+    cfg_path, _, state = write_taming_checkpoint(tmp_path)
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(
+        {"state_dict": state, "callback": ModelCheckpoint()}, legacy, _use_new_zipfile_serialization=False
+    )
+    for name in names:
+        monkeypatch.delitem(sys.modules, name)
+    assert not zipfile.is_zipfile(legacy)
+    model = load_vqgan(cfg_path, legacy)
+    assert torch.equal(model.codebook, state["quantize.embedding.weight"])
+
+    page = tmp_path / "error-page.ckpt"
+    page.write_text("<!DOCTYPE html><html>Not found</html>")
+    with pytest.raises(ValueError, match="cannot be read as a PyTorch checkpoint.*web page"):
+        load_vqgan(cfg_path, page)
+
+
+def test_fetch_vqgan_fails_in_seconds_with_a_sentence_offline(tmp_path):
+    from click.testing import CliRunner
+
+    from generation.cli import fetch_vqgan_command
+
+    settings = make_settings(tmp_path / "data")
+    # A port nobody listens on stands for "no internet": the connection is refused at once.
+    args = ["vqgan_imagenet_f16_1024", "--base-url", "http://127.0.0.1:9/mirror", "--timeout", "5"]
+    result = CliRunner().invoke(fetch_vqgan_command, args, obj=settings)
+    assert result.exit_code != 0
+    assert "could not download vqgan_imagenet_f16_1024.yaml" in result.output
+    assert "on a machine that has it" in result.output and "vqgan =" in result.output
+    assert not any((settings.data_dir / "vqgan").iterdir())  # no partial file left behind
+
+
+# -- options as the references mean them ----------------------------------------------------------------
+def test_init_weight_keeps_the_latent_near_the_start(toy_encoder, tiny_vqgan):
+    """Crowson's init_weight: MSE(z, z_start) * w / 2 on the latent (z_start: here the random start)."""
+
+    def run(weight: float) -> Image.Image:
+        options = GenerationOptions(
+            width=32, height=32, steps=25, seed=4, cutouts=4, lr=0.3, init_weight=weight
+        )
+        return generate_image(toy_encoder, tiny_vqgan, PROMPT, options)
+
+    start = np.asarray(generate_image(toy_encoder, tiny_vqgan, PROMPT, GenerationOptions(
+        width=32, height=32, steps=1, seed=4, cutouts=4, lr=1e-6)), dtype=float)  # fmt: skip
+    free, held = (np.abs(np.asarray(run(w), dtype=float) - start).mean() for w in (0.0, 100.0))
+    assert held < free * 0.5, (held, free)
+
+
+def test_augmentations_are_switchable_and_repeatable(toy_encoder, tiny_vqgan):
+    from generation.cutouts import CutoutSpec, make_cutouts
+
+    image = torch.rand(1, 3, 48, 48)
+
+    def cuts(augments: str, seed: int) -> torch.Tensor:
+        spec = CutoutSpec(count=6, size=32, augments=augments, noise=0.0)
+        return make_cutouts(image, spec, torch.Generator().manual_seed(seed))
+
+    plain, strong = cuts("none", 1), cuts("Af,Pe,Ji,Sh,Er", 1)
+    assert torch.equal(strong, cuts("Af,Pe,Ji,Sh,Er", 1))  # the seed decides the kornia draws too
+    assert not torch.equal(plain, strong)
+    # Random erasing (p 0.7, same on the whole batch) blanks a block; the plain crops have none.
+    assert (plain == 0).all(dim=1).sum() == 0
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        GenerationOptions(augments="Af,Zz")
+    options = GenerationOptions(width=32, height=32, steps=3, seed=9, cutouts=4, augments="none")
+    a, b = (np.asarray(generate_image(toy_encoder, tiny_vqgan, PROMPT, options)) for _ in range(2))
+    assert np.array_equal(a, b)
+
+
+def test_a_random_seed_by_default_recorded_in_the_png(tmp_path, toy_encoder):
+    from click.testing import CliRunner
+
+    from generation.cli import generate
+
+    settings = make_settings(tmp_path / "data")
+    args = [
+        PROMPT,
+        "--size",
+        "32x32",
+        "--steps",
+        "1",
+        "--cutouts",
+        "2",
+        "--cut-pow",
+        "2",
+        "--augments",
+        "none",
+    ]
+    for _ in range(2):
+        result = CliRunner().invoke(generate, args, obj=settings)
+        assert result.exit_code == 0, result.output
+    seeds = {read_generation_info(p)[1]["seed"] for p in settings.layout.generated.glob("*.png")}
+    assert len(seeds) == 2 and all(isinstance(s, int) and s >= 0 for s in seeds)
+    (params,) = {
+        json.dumps(read_generation_info(p)[1]["cut_pow"]) for p in settings.layout.generated.glob("*.png")
+    }
+    assert params == "2.0"
+
+
+def test_an_image_prompt_pulls_towards_its_picture(tmp_path, toy_encoder, tiny_vqgan):
+    from indexer.toyworld import Spec, render
+
+    target = tmp_path / "star.png"
+    render(Spec("yellow", "star", "white background"), (64, 64), np.random.default_rng(1)).save(target)
+    options = GenerationOptions(width=64, height=64, steps=30, seed=3, cutouts=8, lr=0.2,
+                                image_prompts=(f"{target}:1",))  # fmt: skip
+    image = generate_image(toy_encoder, tiny_vqgan, "a yellow star:0.01", options)
+    assert similarity(toy_encoder, image, OTHER_PROMPT) > similarity(toy_encoder, image, PROMPT)
+    with pytest.raises(ValueError, match="library image"):
+        generate_image(toy_encoder, tiny_vqgan, "#5", GenerationOptions(width=32, height=32, steps=1))
