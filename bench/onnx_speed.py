@@ -1,0 +1,231 @@
+"""The image and text towers on this CPU: torch fp32 (the reference) vs ONNX Runtime fp32 and int8.
+
+    flock /tmp/photoseek-cpu.lock .venv/bin/python -m bench.onnx_speed [--images 64] [--rounds 2]
+
+Model only (ready uint8 pixels, no decoding): images/s at batch 8 and 32, taken in alternating rounds
+so that the machine's drift hits every runtime alike; one short text query (median ms); the import +
+load time and RSS of a fresh process that loads each runtime's towers; onnxruntime thread settings;
+and equivalence to torch on real photos (bench corpus, fit_square'd): cosine of image and text vectors.
+The export (indexer/onnx_export.py) is made once and cached in /tmp/photoseek-bench/onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import machine
+from bench.corpus import CACHE, corpus
+from bench.report import Report
+
+MODEL = "ViT-B-32-256:random"
+EXPORT_DIR = CACHE / "onnx" / "ViT-B-32-256-random"
+TEXTS = ["a dog", "kids on a beach at sunset", "a red car parked in front of an old house", "snow"]
+
+LOAD_TORCH = """
+import time, json, psutil; t0 = time.perf_counter()
+import torch; torch.set_num_threads(2)
+from indexer.encoder import load_encoder
+t1 = time.perf_counter(); e = load_encoder({model!r}, "cpu"); t2 = time.perf_counter()
+e.encode_texts(["a dog"]); t3 = time.perf_counter()
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2, psutil.Process().memory_info().rss / 2**20]))
+"""
+LOAD_ORT = """
+import time, json, psutil; t0 = time.perf_counter()
+from indexer.onnx_towers import OnnxImageTower, OnnxTextTower
+import onnxruntime
+t1 = time.perf_counter()
+i = OnnxImageTower({folder!r}, threads=2, precision={precision!r})
+t = OnnxTextTower({folder!r}, threads=2, precision={precision!r})
+t2 = time.perf_counter(); t.encode_texts(["a dog"]); t3 = time.perf_counter()
+import sys; assert "torch" not in sys.modules
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2, psutil.Process().memory_info().rss / 2**20]))
+"""
+LOAD_ORT_TEXT = """
+import time, json, psutil; t0 = time.perf_counter()
+from indexer.onnx_towers import OnnxTextTower
+t = OnnxTextTower({folder!r}, threads=2, precision={precision!r}); t.encode_texts(["a dog"])
+print(json.dumps([time.perf_counter() - t0, psutil.Process().memory_info().rss / 2**20]))
+"""
+
+
+def rate(encode, pixels: np.ndarray, batch: int, images: int) -> float:
+    encode(pixels[:batch])  # warm-up
+    done, t0 = 0, time.perf_counter()
+    while done < images:
+        encode(pixels[:batch])
+        done += batch
+    return done / (time.perf_counter() - t0)
+
+
+def text_ms(encode, reps: int = 15) -> float:
+    encode(TEXTS[:1])
+    times = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        encode([TEXTS[i % len(TEXTS)]])
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def photo_pixels(n: int, size: int) -> np.ndarray:
+    from indexer.decode import read_photo
+
+    folder = corpus("3mp", 150)
+    paths = sorted(folder.glob("*.jpg"))[:n]
+    return np.stack([read_photo(str(p), size).pixels for p in paths])
+
+
+def fresh(code: str) -> list[float]:
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=machine.REPO, capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=64, help="images per throughput figure")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-markdown", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    from indexer.encoder import load_encoder
+    from indexer.onnx_export import export
+    from indexer.onnx_towers import OnnxImageTower, OnnxTextTower
+
+    torch.set_num_threads(2)
+    info = machine.describe()
+    info["command"] = " ".join(["python -m bench.onnx_speed", *sys.argv[1:]])
+    import onnxruntime
+
+    info["torch"] += f", onnxruntime {onnxruntime.__version__}"
+    report = Report(info)
+    if not (EXPORT_DIR / "onnx_model.json").exists():
+        t0 = time.perf_counter()
+        export(MODEL, EXPORT_DIR, int8=True)
+        report.add(
+            "export", f"export {MODEL} (fp32 + int8, with the parity check)", time.perf_counter() - t0, "s"
+        )
+    enc = load_encoder(MODEL, "cpu")
+    pixels = photo_pixels(32, enc.image_size)
+    runtimes = {
+        "torch fp32": (enc.encode_pixels, enc.encode_texts),
+        "onnxruntime fp32": (
+            OnnxImageTower(EXPORT_DIR, 2).encode_pixels,
+            OnnxTextTower(EXPORT_DIR, 2).encode_texts,
+        ),
+        "onnxruntime int8": (
+            OnnxImageTower(EXPORT_DIR, 2, "int8").encode_pixels,
+            OnnxTextTower(EXPORT_DIR, 2, "int8").encode_texts,
+        ),
+    }
+    ref_img, ref_txt = enc.encode_pixels(pixels), enc.encode_texts(TEXTS)
+    for name, (img, txt) in list(runtimes.items())[1:]:
+        ci = np.sum(ref_img * img(pixels), axis=1)
+        ct = np.sum(ref_txt * txt(TEXTS), axis=1)
+        report.add(
+            "equivalence",
+            f"{name}: image cosine to torch, 32 photos (min)",
+            float(ci.min()),
+            "",
+            f"mean {ci.mean():.6f}",
+        )
+        report.add(
+            "equivalence", f"{name}: text cosine to torch, {len(TEXTS)} queries (min)", float(ct.min()), ""
+        )
+    rates: dict[tuple[str, int], list[float]] = {}
+    texts: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        order = list(runtimes.items()) if r % 2 == 0 else list(runtimes.items())[::-1]
+        for name, (img, txt) in order:
+            for batch in (8, 32):
+                rates.setdefault((name, batch), []).append(rate(img, pixels, batch, args.images))
+            texts.setdefault(name, []).append(text_ms(txt))
+    for (name, batch), rs in rates.items():
+        report.add(
+            "model only",
+            f"{name}: image tower, batch {batch}, 2 threads",
+            statistics.median(rs),
+            "img/s",
+            "rounds " + " / ".join(f"{v:.2f}" for v in rs),
+        )
+    for name, ts in texts.items():
+        report.add(
+            "model only",
+            f"{name}: one short text query, 2 threads",
+            statistics.median(ts),
+            "ms",
+            "median of 15 per round; rounds " + " / ".join(f"{v:.1f}" for v in ts),
+        )
+    for threads in (1, 2):
+        tower = OnnxImageTower(EXPORT_DIR, threads)
+        report.add(
+            "threads",
+            f"onnxruntime fp32, batch 32, {threads} intra-op thread(s), no spinning",
+            rate(tower.encode_pixels, pixels, 32, args.images),
+            "img/s",
+        )
+    from indexer import onnx_towers
+
+    spin_session = _spinning_session(onnx_towers, EXPORT_DIR / "image.onnx")
+    tower = OnnxImageTower(EXPORT_DIR, 2)
+    tower._session = spin_session
+    report.add(
+        "threads",
+        "onnxruntime fp32, batch 32, 2 threads, spinning allowed (ORT's default)",
+        rate(tower.encode_pixels, pixels, 32, args.images),
+        "img/s",
+    )
+    del runtimes, enc, tower
+    t = fresh(LOAD_TORCH.format(model=MODEL))
+    report.add("load", "torch: import torch + open_clip + photoseek encoder", t[0], "s", "fresh process")
+    report.add("load", "torch: load_encoder (both towers, fp32)", t[1], "s", f"RSS after: {t[3]:.0f} MB")
+    report.add("load", "torch: first text query", 1000 * t[2], "ms")
+    for precision in ("fp32", "int8"):
+        t = fresh(LOAD_ORT.format(folder=str(EXPORT_DIR), precision=precision))
+        report.add(
+            "load", f"onnxruntime {precision}: import onnxruntime + towers module", t[0], "s", "no torch"
+        )
+        report.add(
+            "load",
+            f"onnxruntime {precision}: both sessions + tokenizer",
+            t[1],
+            "s",
+            f"RSS after: {t[3]:.0f} MB",
+        )
+        report.add("load", f"onnxruntime {precision}: first text query", 1000 * t[2], "ms")
+        t = fresh(LOAD_ORT_TEXT.format(folder=str(EXPORT_DIR), precision=precision))
+        report.add(
+            "load",
+            f"onnxruntime {precision}: text tower only, import to first answer",
+            t[0],
+            "s",
+            f"RSS after: {t[1]:.0f} MB (what a CLI text query needs)",
+        )
+    report.add("suite", "load average (1 min) at the end", machine.load_average()[0], "")
+    stem = time.strftime("%Y%m%d-%H%M") + "-onnx-speed"
+    print(f"saved {report.save_json(stem)}")
+    if not args.no_markdown:
+        report.append_markdown("CLIP towers on the CPU: torch vs ONNX Runtime fp32 / int8 (issue 11)")
+
+
+def _spinning_session(onnx_towers, path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+if __name__ == "__main__":
+    main()
