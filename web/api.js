@@ -19,9 +19,13 @@ export function setTokenPrompt(fn) {
   askForToken = fn;
 }
 
+// searchd refuses requests that change state without this header (searchd/origins.py): a form or a
+// page on another site cannot send it, which is the point.
+export const CLIENT_HEADERS = { "X-Photoseek": "1" };
+
 function authHeaders() {
   const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  return token ? { ...CLIENT_HEADERS, Authorization: `Bearer ${token}` } : { ...CLIENT_HEADERS };
 }
 
 async function errorMessage(response) {
@@ -50,7 +54,7 @@ function login() {
         if (!token) throw new ApiError("Photos are hidden until you enter the server's access token.", 401);
         const response = await fetch("api/login", {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: { ...CLIENT_HEADERS, "Content-Type": "application/json" },
           body: JSON.stringify({ token }),
           credentials: "same-origin",
         });

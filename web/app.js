@@ -8,6 +8,7 @@ import { FILTER_KEYS, Filters } from "./filters.js";
 import { Grid } from "./grid.js";
 import { Viewer } from "./viewer.js";
 import { setupTags } from "./tags.js";
+import { setupGenerate } from "./generate.js";
 
 const PAGE_SIZE = 60;
 const TYPING_DELAY_MS = 250;
@@ -317,6 +318,8 @@ function setupImageInput() {
     if (!carriesFiles(event)) return;
     event.preventDefault();
     depth += 1;
+    // With the Generate panel open, the overlay offers a second target: "generate from it".
+    $("drop-generate").hidden = $("generate-panel").hidden;
     overlay.hidden = false;
   });
   window.addEventListener("dragover", (event) => {
@@ -336,7 +339,9 @@ function setupImageInput() {
     const files = event.dataTransfer?.files;
     if (!files?.length) return;
     const file = firstImage(files);
-    if (file) searchByImage(file);
+    const toGenerate = Boolean(event.target.closest?.("[data-drop-to='generate']"));
+    if (file && toGenerate) emit("generate-drop", { file });
+    else if (file) searchByImage(file);
     else showError(`“${files[0].name}” is not an image. Drop a photo (JPEG, PNG, HEIC, …) to search by it.`);
   });
   document.addEventListener("paste", (event) => {
@@ -412,6 +417,7 @@ start();
 //       `panel` is <section id="tags-panel">, emptied for every photo: render tag chips into it.
 //   photoseek.on("viewer-close", ({ index }) => ...)
 //   photoseek.on("results", ({ results, response, params }) => ...)  after every page of results.
+//   photoseek.on("generate-drop", ({ file }) => ...)  an image dropped on the overlay's "generate" card.
 //   photoseek.panels.generate   <section id="generate-panel"> (hidden until you unhide it)
 //   photoseek.panels.toolbar    a slot in the top bar for a button (e.g. "Generate")
 //   photoseek.refresh()         re-run the current search (a new image landed, a tag changed)
@@ -438,7 +444,9 @@ export const photoseek = {
     search({ history: "push" });
   },
   openViewer: (index) => viewer.open(index),
+  closeViewer: () => viewer.close(),
   currentImage: () => (viewer.isOpen ? viewer.current() : null),
 };
 window.photoseek = photoseek;
 setupTags(photoseek); // tag chips in the viewer (web/tags.js)
+setupGenerate(photoseek); // the Generate panel (web/generate.js)

@@ -138,14 +138,7 @@ export class Viewer {
     else add("File size", formatBytes(item.size));
     add("Format", item.format);
     add(item.generated ? "Prompt" : "Caption", item.caption, "meta-caption");
-    const tags = (item.tags ?? []).filter((t) => t.state !== "rejected");
-    if (tags.length) {
-      const list = el("ul", { class: "meta-tags" });
-      for (const tag of tags) {
-        list.append(el("li", { class: `meta-tag meta-tag-${tag.state}`, title: tag.state === "suggested" ? "suggested" : "" }, tag.name));
-      }
-      add("Tags", list);
-    }
+    // Tags are not listed here: the tag editor below the metadata (web/tags.js) shows and changes them.
     add("Score", formatScore(item.score));
     add("Note", item.note);
     add("Path", item.path, "meta-path");
