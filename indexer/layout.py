@@ -1,0 +1,82 @@
+"""Where things live: every file and folder of a data dir, and the per-machine cache, named once.
+
+A data dir belongs to one library:
+
+    catalog.sqlite       the source of truth (rows, embeddings, changes, tags, jobs)
+    vectors/             the FAISS indexes (a cache: deleted, they are rebuilt from the catalog)
+    thumbs/              thumbnails by content hash (a cache)
+    generated/           PNGs made by generation; indexed like any photo folder
+    previews/            `photoseek generate --preview-every` snapshots (never indexed)
+    writer.lock          held by the one writer (indexer/lock.py)
+    watch-status.json    what `photoseek watch` is doing, for `photoseek status`
+    photoseek.toml       this library's settings (indexer/settings.py)
+
+The machine cache (XDG_CACHE_HOME/photoseek) holds what depends only on a model, not on a library:
+the tag vocabulary's embeddings, exported model files. Every data dir on the machine shares it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_FILE = "photoseek.toml"
+CATALOG_FILE = "catalog.sqlite"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / CATALOG_FILE
+
+    @property
+    def vectors(self) -> Path:
+        return self.root / "vectors"
+
+    @property
+    def thumbs(self) -> Path:
+        return self.root / "thumbs"
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "generated"
+
+    @property
+    def previews(self) -> Path:
+        return self.root / "previews"
+
+    @property
+    def writer_lock(self) -> Path:
+        return self.root / "writer.lock"
+
+    @property
+    def watch_status(self) -> Path:
+        return self.root / "watch-status.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def legacy_tags(self) -> Path:
+        """Where tag embeddings were cached per data dir before the machine cache (still skipped)."""
+        return self.root / "tags"
+
+    def not_photos(self) -> set[str]:
+        """Folders of ours that a scan must never index, should the data dir lie inside a root.
+        generated/ is not among them: generated images are photos of the library."""
+        root = self.root.resolve()
+        names = (self.thumbs, self.vectors, self.previews, self.legacy_tags)
+        return {str(root / p.name) for p in names}
+
+
+def machine_cache_dir() -> Path:
+    """Per-user cache shared by every library on this machine (PHOTOSEEK_CACHE_DIR overrides)."""
+    if os.environ.get("PHOTOSEEK_CACHE_DIR"):
+        return Path(os.environ["PHOTOSEEK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "photoseek"
