@@ -2,8 +2,9 @@
 
 Each end-to-end figure is taken right after its model-only reference, with the same encoder object,
 so that the ratio between them cancels most of the machine's noise (the dev machine is shared).
-End to end means files on disk to committed catalog rows: `Writer.index_roots` on a fresh data dir,
-including scanning, hashing, the decoding processes' start-up and the final vector index save.
+End to end means files on disk to committed catalog rows: the library's writer (`photoseek index`'s,
+with its tag-suggestion hook) on a fresh data dir, including scanning, hashing, the decoding
+processes' start-up and the final vector index save.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import psutil
 from sqlalchemy import func, select
 
 from bench.corpus import CACHE
-from indexer.catalog import open_catalog
 from indexer.catalog.schema import OK, Image
 from indexer.encoder import Encoder
-from indexer.pipeline import Writer, read_many
+from indexer.library import Library
 from indexer.scan import FileEntry
 from indexer.settings import Settings
+from indexer.writer import Writer
+from indexer.writer.read import read_many
 
 RUNS = CACHE / "runs"
 
@@ -51,31 +53,30 @@ def decode_only_rate(folder: Path, image_size: int, workers: int, gpu_jpeg: bool
     entries = [FileEntry(str(p), p.stat().st_size, p.stat().st_mtime) for p in sorted(folder.glob("*.jpg"))]
     settings = Settings(workers=workers)
     started = time.perf_counter()
-    n = sum(1 for r in read_many(entries, settings, image_size, gpu_jpeg) if r.error is None)
+    n = sum(1 for r in read_many(entries, len(entries), settings, image_size, gpu_jpeg) if r.error is None)
     return n / (time.perf_counter() - started)
 
 
-class TimedWriter(Writer):
-    """The real Writer, with a stopwatch around embedding (which includes GPU decoding where the
-    JPEGs are decoded there) and around each batch's commit, which runs in its own thread."""
+class Stopwatch:
+    """Seconds spent in a writer's stages: embedding (incl. GPU decoding where JPEGs are decoded there),
+    each batch's commit (its own thread) and, within the commits, the hooks (tag suggestions)."""
 
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.embed_s = self.write_s = 0.0
+    def __init__(self, writer: Writer) -> None:
+        self.embed_s = self.write_s = self.hooks_s = 0.0
+        writer.embedder.embed = self._timed(writer.embedder.embed, "embed_s")  # type: ignore[method-assign]
+        writer._commit = self._timed(writer._commit, "write_s")  # type: ignore[method-assign]
+        writer.hooks = [self._timed(h, "hooks_s") for h in writer.hooks]
 
-    def _embed_missing(self, batch):
-        started = time.perf_counter()
-        try:
-            return super()._embed_missing(batch)
-        finally:
-            self.embed_s += time.perf_counter() - started
+    def _timed(self, fn, field: str):
+        def timed(*args, **kw):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                setattr(self, field, getattr(self, field) + time.perf_counter() - started)
 
-    def _write_batch(self, *args):
-        started = time.perf_counter()
-        try:
-            return super()._write_batch(*args)
-        finally:
-            self.write_s += time.perf_counter() - started
+        timed.prepare = getattr(fn, "prepare", None)  # type: ignore[attr-defined]  # a hook's
+        return timed
 
 
 @dataclass
@@ -85,6 +86,7 @@ class EndToEnd:
     seconds: float
     embed_s: float  # time in the model (incl. GPU decoding and the embeddings-present check)
     catalog_s: float  # time committing (in the commit thread, overlapping the model)
+    hooks_s: float = 0.0  # of which in the hooks (tag suggestions)
 
 
 def end_to_end(settings: Settings, folder: Path, encoder: Encoder) -> EndToEnd:
@@ -92,18 +94,22 @@ def end_to_end(settings: Settings, folder: Path, encoder: Encoder) -> EndToEnd:
     RUNS.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(dir=RUNS))
     try:
-        settings = settings.replace(data_dir=data_dir)
-        catalog = open_catalog(data_dir)
+        library = Library.open(settings.replace(data_dir=data_dir))
+        library.models.put(library.clip_key, encoder)
+        writer = library.writer()
+        watch = Stopwatch(writer)
+        # The model checked and the tag vocabulary's embeddings in hand (once per model and machine,
+        # from the machine cache after that) before the clock starts: steady-state indexing is measured.
+        writer.model_id()
         started = time.perf_counter()
-        writer = TimedWriter(settings, catalog, lambda: encoder)
         summary = writer.index_roots([folder])
         elapsed = time.perf_counter() - started
-        with catalog.session() as s:
+        with library.catalog.session() as s:
             committed = s.scalar(select(func.count()).select_from(Image).where(Image.status == OK)) or 0
-        catalog.close()
+        library.catalog.close()
         if summary.failed:
             print(f"  warning: {summary.text()}", file=sys.stderr)
-        return EndToEnd(committed / elapsed, committed, elapsed, writer.embed_s, writer.write_s)
+        return EndToEnd(committed / elapsed, committed, elapsed, watch.embed_s, watch.write_s, watch.hooks_s)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -145,7 +151,7 @@ def model_loaded_rss(model: str, device: str) -> tuple[float, float]:
     """(RSS, anonymous RSS) in MB of a fresh process that imported photoseek and loaded the model:
     the floor under the indexer's peak, before a single photo."""
     code = (
-        "import psutil, indexer.pipeline as p, indexer.encoder as e; "
+        "import psutil, indexer.writer as w, indexer.encoder as e; "
         f"e.load_encoder({model!r}, {device!r}); "
         "a = [l for l in open('/proc/self/status') if l.startswith('RssAnon')][0].split()[1]; "
         "print(psutil.Process().memory_info().rss / 2**20, int(a) / 1024)"

@@ -35,14 +35,18 @@ MIX = {"text": 0.35, "like": 0.15, "filtered": 0.2, "browse": 0.05, "thumb": 0.2
 
 def _serve(data_dir: str, threads: int, ready: multiprocessing.Queue) -> None:
     """The searchd process: the library's model, create_app, waitress (what `photoseek serve` does)."""
+    from indexer.library import Library
     from indexer.settings import Settings
     from searchd.app import create_app
+    from searchd.following import Follower
     from searchd.serve import create_server
 
     settings = Settings(data_dir=Path(data_dir), model="toy", device="cpu", torch_threads=2)
-    app = create_app(settings)
+    library = Library.open(settings)
+    library.encoder()  # loaded before the clients start, as serve's background load would have
+    app = create_app(library)
     server = create_server(app, settings, "127.0.0.1", 0, threads)
-    app.extensions["photoseek"].library.start_following(1.0)
+    Follower(library).start()
     ready.put(server.effective_port)
     server.run()
 
@@ -108,17 +112,15 @@ class Client(threading.Thread):
 
 
 def writer_loop(settings, root: Path, stop: threading.Event, interval_s: float, added: list[int]) -> None:
-    """The indexer: a few new photos every interval, committed with a Writer (its own connection)."""
+    """The indexer: a few new photos every interval, committed by the library's writer (its own
+    connections, as `photoseek watch` in another process would)."""
     import numpy as np
 
-    from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
-    from indexer.pipeline import Writer
+    from indexer.library import Library
     from indexer.toyworld import render, sample_spec
 
-    encoder = load_encoder("toy", "cpu")
-    catalog = open_catalog(settings.data_dir)
-    writer = Writer(settings, catalog, lambda: encoder)
+    library = Library.open(settings)
+    writer = library.writer()
     rng = np.random.default_rng(123)
     batch = 0
     while not stop.wait(interval_s):
@@ -131,7 +133,7 @@ def writer_loop(settings, root: Path, stop: threading.Event, interval_s: float, 
             paths.append(str(path.resolve()))
         writer.index_files(paths, root)
         added.append(len(paths))
-    catalog.close()
+    library.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -154,9 +156,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
-    from indexer.pipeline import Writer
+    from indexer.library import Library
     from indexer.settings import Settings
     from indexer.toyworld import build_library
 
@@ -165,10 +165,8 @@ def main() -> None:
         root = work / "photos"
         build_library(root, args.n, seed=1)
         settings = Settings(data_dir=work / "data", model="toy", device="cpu", workers=0, torch_threads=2)
-        catalog = open_catalog(settings.data_dir)
-        encoder = load_encoder("toy", "cpu")
-        Writer(settings, catalog, lambda: encoder).index_roots([root])
-        catalog.close()
+        with Library.open(settings) as library:
+            library.writer().index_roots([root])
 
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Queue()

@@ -115,6 +115,8 @@ def run_indexing(report: Report, plan: Plan, device: str, model: str, sections: 
                 per_image = 1000 * e2e.catalog_s / max(e2e.rows, 1)
                 ceiling = 1000 / max(per_image, 1e-9)
                 note = f"in the commit thread, overlapping the model: a ceiling of {ceiling:.0f} img/s"
+                hooks_ms = 1000 * e2e.hooks_s / max(e2e.rows, 1)
+                note += f"; of it in the hooks (tag suggestions): {hooks_ms:.2f} ms"
                 report.add("indexing", f"catalog commit per image ({label})", per_image, "ms", note)
     if "rss" in sections:
         rss, anon = indexing.model_loaded_rss(model, device)

@@ -1,4 +1,9 @@
-"""The `photoseek` command line: a thin click layer over the Python API."""
+"""The `photoseek` command line: a thin click layer over the Library (indexer/library.py).
+
+Commands open the library with `open_library`, do one thing through it, and print. Failures the user
+can act on are PhotoseekErrors (indexer/errors.py); `friendly_errors` turns them into one line and
+their exit code, here and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -11,54 +16,38 @@ from pathlib import Path
 
 import click
 
+from indexer.errors import BadInput, PhotoseekError
 from indexer.settings import Settings, load_settings
 
 log = logging.getLogger("photoseek")
 
 
 class UserError(click.ClickException):
-    """An error the user can act on: printed without a traceback, exit code 2."""
+    """An error the user can act on: printed without a traceback."""
 
-    exit_code = 2
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn the library's expected failures into one clear line and a non-zero exit."""
+    """PhotoseekError -> one clear line and its exit code (the one mapping to exit codes)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from indexer.encoder import ModelUnavailable
-        from indexer.lock import WriterLocked
-        from indexer.pipeline import ModelMismatch
-        from indexer.query import QueryError
-
         try:
             return fn(*args, **kwargs)
-        except (ModelUnavailable, ModelMismatch, WriterLocked, QueryError, ValueError) as exc:
-            raise UserError(str(exc)) from exc
+        except PhotoseekError as exc:
+            raise UserError(str(exc), exc.exit_code) from exc
 
     return wrapper
 
 
-def effective_settings(settings: Settings) -> Settings:
-    """With no --model given, use the model the library was indexed with."""
-    if settings.model != Settings.model or not settings.catalog_path.exists():
-        return settings
-    from indexer.catalog import open_catalog
+def open_library(settings: Settings, must_exist: bool = False, **overrides):
+    """The Library of these settings: how every command gets at catalog, models, writer and searcher."""
+    from indexer.library import Library
 
-    catalog = open_catalog(settings.data_dir)
-    try:
-        spec = catalog.active_spec()
-    finally:
-        catalog.close()
-    return settings.replace(model=spec) if spec else settings
-
-
-def setup_torch(settings: Settings) -> None:
-    import torch
-
-    if settings.torch_threads > 0:
-        torch.set_num_threads(settings.torch_threads)
+    return Library.open(settings.replace(**overrides), must_exist=must_exist)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,39 +107,16 @@ def demo_library(directory: Path, count: int, seed: int) -> None:
 @friendly_errors
 def index(settings: Settings, roots: tuple[Path, ...], workers, batch_size, progress: bool) -> None:
     """Index the photos under ROOTS once (new, changed, moved and deleted files), then exit."""
-    from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
-    from indexer.lock import WriterLock
-    from indexer.pipeline import Writer
-
-    settings = effective_settings(settings).replace(workers=workers, batch_size=batch_size)
-    roots = settings.library_roots(roots)
-    if not roots:
-        raise UserError("name at least one photo folder: photoseek index ~/Pictures")
-    setup_torch(settings)
     started = time.monotonic()
-    with WriterLock(settings.data_dir):
-        catalog = open_catalog(settings.data_dir)
-        encoder = load_encoder(settings.model, settings.device)
-        hooks = batch_hooks(settings, catalog, lambda: encoder)
-        writer = Writer(settings, catalog, lambda: encoder, hooks=hooks)
-        for hook in hooks:
-            hook.prepare(writer.model_id)
-        encoder.release_text_tower()  # indexing embeds images only (bench/RESULTS.md: peak RSS)
-        summary = writer.index_roots(roots, progress=progress)
+    with open_library(settings, workers=workers, batch_size=batch_size) as library:
+        roots = library.settings.library_roots(roots)
+        if not roots:
+            raise BadInput("name at least one photo folder: photoseek index ~/Pictures")
+        with library.writer_lock():
+            summary = library.writer(images_only=True).index_roots(roots, progress=progress)
     elapsed = time.monotonic() - started
     click.echo(summary.text())
     click.echo(f"done in {elapsed:.1f}s ({summary.embedded / max(elapsed, 1e-9):.1f} images/s embedded)")
-
-
-def batch_hooks(settings: Settings, catalog, encoder: Callable | None = None) -> list:
-    """Work done inside each indexing batch by other features (tag suggestions).
-
-    `encoder`: the writer's encoder provider, so that a hook need not load a second copy of the model.
-    """
-    from indexer.tags.suggest import index_time_hook
-
-    return [index_time_hook(settings, catalog, encoder)]
 
 
 @cli.command()
@@ -160,7 +126,7 @@ def batch_hooks(settings: Settings, catalog, encoder: Callable | None = None) ->
     "images",
     multiple=True,
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Search by an example photo (repeatable; add :W for a weight is not needed, see --help).",
+    help="Search by an example photo (repeatable).",
 )
 @click.option("--like", "likes", multiple=True, type=int, help="An indexed image's id: more like this.")
 @click.option("--minus", "minuses", multiple=True, help="Text to steer away from (weight -1).")
@@ -178,18 +144,12 @@ def search(settings: Settings, text: str, images, likes, minuses, limit: int, as
       photoseek search "sunset:2 | beach" --image ref.jpg
       photoseek search "#42 | more red:0.5"                   (#ID: an indexed image)
     """
-    from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
     from indexer.query import Part, parse_query
-    from indexer.search import Searcher
 
-    settings = effective_settings(settings)
-    setup_torch(settings)
     parts = parse_query(text) + [Part("image", str(p)) for p in images] + [Part("id", str(i)) for i in likes]
     parts += [Part("text", m, -1.0) for m in minuses]
-    catalog = open_catalog(settings.data_dir)
-    encoder = load_encoder(settings.model, settings.device)
-    hits = Searcher(settings, catalog, lambda: encoder).search(parts, limit=limit)
+    with open_library(settings, must_exist=True) as library:
+        hits = library.searcher().search(parts, limit=limit)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
         return
@@ -205,18 +165,12 @@ def search(settings: Settings, text: str, images, likes, minuses, limit: int, as
 @friendly_errors
 def reembed(settings: Settings, new_model: str) -> None:
     """Embed every photo with another model and make it the library's model."""
-    from indexer.catalog import open_catalog
-    from indexer.encoder import load_encoder
-    from indexer.lock import WriterLock
     from indexer.reembed import reembed as run_reembed
 
-    settings = settings.replace(model=new_model)
-    setup_torch(settings)
-    with WriterLock(settings.data_dir):
-        catalog = open_catalog(settings.data_dir)
-        encoder = load_encoder(new_model, settings.device)
-        done, failed = run_reembed(settings, catalog, encoder, progress=True)
-    click.echo(f"re-embedded {done} images with {encoder.identity.label}; {failed} could not be read")
+    with open_library(settings, must_exist=True, model=new_model) as library, library.writer_lock():
+        done, failed = run_reembed(library, progress=True)
+        label = library.encoder().identity.label
+    click.echo(f"re-embedded {done} images with {label}; {failed} could not be read")
 
 
 @cli.command()

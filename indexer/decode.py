@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from indexer.errors import DecodeError
 from indexer.formats import EXPECTED_FORMAT, HEIF_EXTS, NO_HEIF, RAW_EXTS, heif_available, raw_preview
 from indexer.preprocess import fit_square
 
@@ -29,10 +30,6 @@ Image.MAX_IMAGE_PIXELS = None
 EXIF_IFD = 0x8769
 TAG_DATETIME, TAG_DATETIME_ORIGINAL, TAG_MAKE, TAG_MODEL = 306, 36867, 271, 272
 PROMPT_KEY = "photoseek:prompt"
-
-
-class DecodeError(Exception):
-    """The file cannot be indexed; str(error) is the reason shown to the user and kept in the catalog."""
 
 
 @dataclass

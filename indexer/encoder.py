@@ -27,6 +27,7 @@ from PIL import Image
 
 from indexer import toyclip
 from indexer.catalog.store import ModelIdentity
+from indexer.errors import BadInput, ModelUnavailable
 from indexer.preprocess import fit_square
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ HUB_HOST = "huggingface.co"
 _registry_lock = threading.Lock()
 
 
-class ModelUnavailable(RuntimeError):
-    """The model cannot be loaded here; the message says what to do."""
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # open_clip architecture
@@ -60,7 +57,7 @@ class ModelSpec:
             return cls(TOY_ARCH, str(TOY_CHECKPOINT))
         name, sep, weights = text.partition(":")
         if not sep or not name or not weights:
-            raise ValueError(
+            raise BadInput(
                 f"model spec {text!r} is not NAME:PRETRAINED, NAME:/path/to/weights or 'toy'; "
                 "list the registry with `photoseek models`"
             )
@@ -72,6 +69,12 @@ class ModelSpec:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.weights}"
+
+
+def set_torch_threads(threads: int) -> None:
+    """The torch_threads setting: 0 leaves torch's default (one per core)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
 
 
 def pick_device(device: str = "auto") -> str:

@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 from typing import IO
 
+from indexer.errors import WriterLocked
 
-class WriterLocked(RuntimeError):
-    pass
+__all__ = ["WriterLock", "WriterLocked"]
 
 
 class WriterLock:
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "writer.lock"
+    def __init__(self, path: Path) -> None:
+        self.path = path  # the data dir's writer.lock (indexer/layout.py)
         self._file: IO[str] | None = None
 
     def acquire(self) -> WriterLock:

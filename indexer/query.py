@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexer.errors import QueryError
+
+__all__ = ["Part", "QueryError", "combine", "parse_query"]
+
 _WEIGHT = re.compile(r"^(?P<body>.*?)\s*:\s*(?P<w>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*$", re.S)
 _IMAGE_ID = re.compile(r"^#(\d+)$")
-
-
-class QueryError(ValueError):
-    """The query cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,40 @@
 """Switch a library to another model: embed every photo's content with it, then make it active.
 
-The old model's embeddings stay in the catalog, so switching back costs nothing.
+The old model's embeddings stay in the catalog, so switching back costs nothing. Reading goes
+through the writer's read stage (worker processes), one file per content: duplicates share a vector.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sqlalchemy import select
 from tqdm import tqdm
 
-from indexer.catalog.schema import OK, Embedding, Image
-from indexer.catalog.store import Catalog, utcnow
-from indexer.encoder import Encoder
-from indexer.pipeline import read_many
+from indexer.catalog import embeddings, images
+from indexer.catalog.store import utcnow
 from indexer.scan import FileEntry
-from indexer.settings import Settings
+from indexer.writer.read import read_many
+
+if TYPE_CHECKING:
+    from indexer.library import Library
 
 
-def reembed(
-    settings: Settings, catalog: Catalog, encoder: Encoder, progress: bool = False
-) -> tuple[int, int]:
-    """Returns (embedded, failed). Files that cannot be read any more keep their old embeddings only."""
+def reembed(library: Library, progress: bool = False) -> tuple[int, int]:
+    """Embed with the library's settings.model; returns (embedded, failed). Files that cannot be read
+    any more keep their old embeddings only. Hold the writer lock."""
+    catalog, settings = library.catalog, library.settings
+    encoder = library.encoder()
     model_id = catalog.model_id(encoder.identity)
+    assert model_id is not None
     catalog.remember_spec(model_id, settings.model)
     with catalog.session() as s:
-        done = set(s.scalars(select(Embedding.content_hash).where(Embedding.model_id == model_id)))
-        rows = s.execute(select(Image.content_hash, Image.path).where(Image.status == OK)).all()
+        done = embeddings.embedded_contents(s, model_id)
+        rows = images.searchable_by_content(s)
     todo: dict[str, str] = {}
     for h, path in rows:
         if h not in done:
-            todo.setdefault(h, path)  # one file per content: duplicates share the embedding
+            todo.setdefault(h, path)  # one file per content
     entries = [FileEntry(p, 0, 0.0) for p in todo.values()]
     embedded = failed = 0
     batch: list = []
@@ -41,20 +46,13 @@ def reembed(
             return
         vecs = encoder.encode_pixels(np.stack([r.pixels for r in batch]))
         with catalog.session() as s:
-            for r, v in zip(batch, vecs, strict=True):
-                s.merge(
-                    Embedding(
-                        model_id=model_id,
-                        content_hash=r.content_hash,
-                        vector=v.tobytes(),
-                        created_at=utcnow(),
-                    )
-                )
+            vectors = {r.content_hash: v for r, v in zip(batch, vecs, strict=True)}
+            embeddings.put_embeddings(s, model_id, vectors, utcnow())
         embedded += len(batch)
         bar.update(len(batch))
         batch.clear()
 
-    for r in read_many(entries, settings, encoder.image_size):
+    for r in read_many(entries, len(entries), settings, encoder.image_size):
         if r.error is not None:
             failed += 1
             bar.update(1)

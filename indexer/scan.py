@@ -1,4 +1,4 @@
-"""Walk a root and compare it with the catalog: what is new, changed, unchanged or missing."""
+"""Walking a root: which files are photos, in what order, and whether the root is there at all."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.decode import describe_os_error
@@ -14,18 +14,6 @@ from indexer.formats import NO_HEIF, NO_RAW, PHOTO_EXTS, heif_available
 
 # Folders that hold no photos of the user's: NAS thumbnail caches, recycle bins.
 SKIP_DIRS = {"@eaDir", "#recycle", "#snapshot", ".thumbnails", "$RECYCLE.BIN", "lost+found"}
-
-
-@dataclass(frozen=True)
-class Known:
-    """What the catalog knows of a path."""
-
-    id: int
-    size: int
-    mtime: float
-    status: str
-    content_hash: str | None
-    error: str | None = None
 
 
 @dataclass
@@ -36,74 +24,57 @@ class FileEntry:
     error: str | None = None  # stat failed: a broken link, a loop, unreadable
 
 
-@dataclass
-class ScanPlan:
-    root: str
-    to_read: list[FileEntry] = field(default_factory=list)  # new or changed: read, hash, decode
-    unreadable: list[FileEntry] = field(default_factory=list)  # recorded as failed without reading
-    unchanged: int = 0
-    missing: list[Known] = field(default_factory=list)  # in the catalog, gone from disk
-    seen: set[str] = field(default_factory=set)
-
-
 def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in PHOTO_EXTS
 
 
 def walk_photos(root: str, skip: set[str] | None = None) -> Iterator[FileEntry]:
-    """Every photo file under root. Directory symlinks are not followed (no loops, no escapes)."""
+    """Every photo file under root, in path order (str order, which is the catalog's: SQLite compares
+    UTF-8 bytes, and UTF-8 keeps code point order), so a scan can be merged with the catalog's rows
+    without holding either in memory. Directory symlinks are not followed (no loops, no escapes)."""
     skip = skip or set()
-    stack = [root]
+    # A stack of sorted folder listings. A folder sorts as "name/": "b.jpg" < "b/x.jpg" < "b0.jpg".
+    stack: list[Iterator[tuple[str, os.DirEntry, bool]]] = [_sorted_listing(root)]
     while stack:
-        folder = stack.pop()
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        _, e, is_dir = item
+        if is_dir:
+            if e.name not in SKIP_DIRS and not e.name.startswith(".") and e.path not in skip:
+                stack.append(_sorted_listing(e.path))
+            continue
+        if not is_photo_name(e.name):
+            continue
         try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+            st = os.stat(e.path)  # follows a file symlink: a linked photo is indexed
+        except OSError as exc:
+            yield FileEntry(e.path, 0, 0.0, error=describe_os_error(exc, e.path))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            continue  # a symlink to a folder named like a photo
+        if not stat.S_ISREG(st.st_mode):
+            yield FileEntry(e.path, 0, 0.0, error="not a regular file")
+            continue
+        yield FileEntry(e.path, st.st_size, st.st_mtime)
+
+
+def _sorted_listing(folder: str) -> Iterator[tuple[str, os.DirEntry, bool]]:
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return iter(())  # a folder we cannot list holds nothing we can index; its parent goes on
+    listing = []
+    for e in entries:
+        try:
+            is_dir = e.is_dir(follow_symlinks=False)
         except OSError:
-            continue  # a folder we cannot list holds nothing we can index; its parent goes on
-        for e in entries:
-            try:
-                is_dir = e.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if e.name not in SKIP_DIRS and not e.name.startswith(".") and e.path not in skip:
-                    stack.append(e.path)
-                continue
-            if not is_photo_name(e.name):
-                continue
-            try:
-                st = os.stat(e.path)  # follows a file symlink: a linked photo is indexed
-            except OSError as exc:
-                yield FileEntry(e.path, 0, 0.0, error=describe_os_error(exc, e.path))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                continue  # a symlink to a folder named like a photo
-            if not stat.S_ISREG(st.st_mode):
-                yield FileEntry(e.path, 0, 0.0, error="not a regular file")
-                continue
-            yield FileEntry(e.path, st.st_size, st.st_mtime)
-
-
-def plan_root(root: str, known: dict[str, Known], skip: set[str] | None = None) -> ScanPlan:
-    """Compare what is on disk under root with `known` (the catalog's rows under root)."""
-    plan = ScanPlan(root)
-    for entry in walk_photos(root, skip):
-        plan.seen.add(entry.path)
-        k = known.get(entry.path)
-        if entry.error:
-            if k is None or k.status != "failed":
-                plan.unreadable.append(entry)
-            else:
-                plan.unchanged += 1
-            continue
-        same = k is not None and k.size == entry.size and k.mtime == entry.mtime and k.status != "deleted"
-        if same and not (k.status == "failed" and decoder_now_available(k.error)):
-            plan.unchanged += 1  # size and mtime agree: trust it without reading (a failed file too)
-            continue
-        plan.to_read.append(entry)
-    plan.missing = [k for path, k in known.items() if path not in plan.seen and k.status != "deleted"]
-    return plan
+            is_dir = False
+        listing.append((e.name + "/" if is_dir else e.name, e, is_dir))
+    listing.sort(key=lambda t: t[0])
+    return iter(listing)
 
 
 def decoder_now_available(error: str | None) -> bool:

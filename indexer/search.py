@@ -1,24 +1,28 @@
-"""Search: encode the query, find nearest vectors, join with the catalog."""
+"""Search: encode the query, find the nearest vectors, join with the catalog.
+
+A Searcher belongs to a Library (indexer/library.py), which makes it and keeps it caught up. It
+reads the catalog and the vector index and never writes.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.catalog.schema import OK
-from indexer.catalog.store import Catalog
-from indexer.decode import DecodeError, decode_bytes
-from indexer.encoder import Encoder
-from indexer.pipeline import ModelMismatch
-from indexer.query import Part, QueryError, combine
-from indexer.settings import Settings
+from indexer.decode import decode_bytes
+from indexer.errors import DecodeError, QueryError, UnknownImage
+from indexer.query import Part, combine
 from indexer.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from indexer.library import Library
 
 TEXT_CACHE_SIZE = 1024
 
@@ -43,34 +47,28 @@ class Hit:
 
 
 class Searcher:
-    """Reads the catalog and the vector index; never writes. Thread-safe."""
+    """Thread-safe. The vector index opens now; the model loads with the first query that needs it."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, encoder: Callable[[], Encoder]) -> None:
-        self.settings = settings
-        self.catalog = catalog
-        self._encoder = encoder
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.settings = library.settings
+        self.catalog = library.catalog
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
-        enc = encoder()
-        active = catalog.active_model()
-        if active is None:
-            raise QueryError(f"the library in {settings.data_dir} has no photos yet: run `photoseek index`")
-        if active != enc.identity:
-            raise ModelMismatch(
-                f"this library was indexed with {active.label}; searching it with {enc.identity.label} "
-                f"is refused (the vectors are not comparable). Drop --model to use the library's model, "
-                f"or switch the library with `photoseek reembed --model {settings.model}`"
-            )
+        identity = self.catalog.active_model()
+        if identity is None:
+            raise library.no_photos()
         self.vectors = VectorIndex.open(
-            catalog, settings.vectors_dir, enc.identity, settings.approximate_above
+            self.catalog, library.layout.vectors, identity, self.settings.approximate_above
         )
-
-    @property
-    def encoder(self) -> Encoder:
-        return self._encoder()
 
     def catch_up(self) -> bool:
         return self.vectors.catch_up(self.catalog)
+
+    def _encoder(self):
+        encoder = self.library.encoder()
+        self.library.check_model(encoder.identity)  # vectors of another model are not comparable
+        return encoder
 
     # -- query vectors ------------------------------------------------------------------------------
     def text_vector(self, text: str) -> np.ndarray:
@@ -78,7 +76,7 @@ class Searcher:
             if text in self._text_cache:
                 self._text_cache.move_to_end(text)
                 return self._text_cache[text]
-        vec = self.encoder.encode_texts([text])[0]
+        vec = self._encoder().encode_texts([text])[0]
         with self._cache_lock:
             self._text_cache[text] = vec
             while len(self._text_cache) > TEXT_CACHE_SIZE:
@@ -86,34 +84,35 @@ class Searcher:
         return vec
 
     def image_vector(self, data: bytes, name: str = "upload") -> np.ndarray:
+        encoder = self._encoder()
         try:
-            decoded = decode_bytes(data, name, self.settings.max_megapixels, draft=self.encoder.image_size)
+            decoded = decode_bytes(data, name, self.settings.max_megapixels, draft=encoder.image_size)
         except DecodeError as exc:
             raise QueryError(f"cannot search by {Path(name).name}: {exc}") from exc
-        return self.encoder.encode_images([decoded.image])[0]
+        return encoder.encode_images([decoded.image])[0]
 
     def stored_vector(self, image_id: int) -> np.ndarray:
         vec = self.vectors.vector(image_id)
         if vec is None:
-            raise QueryError(f"image #{image_id} is not in the index (unknown, removed, or failed to index)")
+            why = f"image #{image_id} is not in the index (unknown, removed, or failed to index)"
+            raise UnknownImage(image_id, why)  # a 404, as for every id the library lacks
         return vec
 
+    def part_vector(self, part: Part) -> np.ndarray:
+        """One part of a query: a text, an indexed image (#ID) or an image file on this machine."""
+        if part.kind == "text":
+            return self.text_vector(part.value)
+        if part.kind == "id":
+            return self.stored_vector(int(part.value))
+        path = Path(part.value)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise QueryError(f"cannot read query image {path}: {exc.strerror}") from exc
+        return self.image_vector(data, path.name)
+
     def query_vector(self, parts: list[Part]) -> np.ndarray:
-        vecs, weights = [], []
-        for p in parts:
-            if p.kind == "text":
-                vecs.append(self.text_vector(p.value))
-            elif p.kind == "id":
-                vecs.append(self.stored_vector(int(p.value)))
-            else:
-                path = Path(p.value)
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    raise QueryError(f"cannot read query image {path}: {exc.strerror}") from exc
-                vecs.append(self.image_vector(data, path.name))
-            weights.append(p.weight)
-        return combine(vecs, weights)
+        return combine([self.part_vector(p) for p in parts], [p.weight for p in parts])
 
     # -- searching ----------------------------------------------------------------------------------
     def search(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from searchd.library import Library
+from indexer.library import Library
 
 # Text queries hit an LRU (~0.1 ms); a cold text query on a CPU is ~10-50 ms; an upload ~100 ms+.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

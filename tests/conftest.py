@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Two cores: keep torch from oversubscribing them when tests and decoders run side by side.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The machine-wide cache (tag embeddings, exported models) of this test session, not the user's;
+# subprocesses (the CLI tests) inherit it.
+os.environ.setdefault("PHOTOSEEK_CACHE_DIR", tempfile.mkdtemp(prefix="photoseek-test-cache-"))
 
 LIBRARY_SIZE = 320
 LIBRARY_SEED = 11
@@ -57,25 +61,42 @@ def make_settings(data_dir: Path, **overrides):
     return Settings(**base)
 
 
-def index_library(data_dir: Path, roots: list[Path], encoder, **overrides):
-    """Run one indexing pass (as `photoseek index` does) and return (settings, catalog, summary)."""
-    from indexer.catalog import open_catalog
-    from indexer.pipeline import Writer
+def library_for(settings, encoder=None, catalog=None):
+    """The Library of these settings, as every entry point builds it (indexer/library.py), with an
+    already loaded encoder in its model cache (the session's toy CLIP: real, just not loaded again).
+    `catalog`: an open catalog to share (a server over the session's index, with its own data dir)."""
+    from indexer.library import Library
 
-    settings = make_settings(data_dir, **overrides)
-    catalog = open_catalog(data_dir)
-    writer = Writer(settings, catalog, lambda: encoder)
-    summary = writer.index_roots(roots)
-    return settings, catalog, summary
+    library = Library.open(settings) if catalog is None else Library(settings, catalog)
+    if encoder is not None:
+        library.models.put(library.clip_key, encoder)
+    return library
+
+
+def open_library(data_dir: Path, encoder=None, **overrides):
+    return library_for(make_settings(data_dir, **overrides), encoder)
+
+
+def index_library(data_dir: Path, roots: list[Path], encoder, **overrides):
+    """Run one indexing pass (as `photoseek index` does) and return (library, summary)."""
+    library = open_library(data_dir, encoder, **overrides)
+    summary = library.writer().index_roots(roots)
+    return library, summary
 
 
 @pytest.fixture(scope="session")
-def indexed(tmp_path_factory, library, toy_encoder):
-    """(settings, catalog) of `library` indexed once with the toy CLIP. Do not modify."""
+def indexed_library(tmp_path_factory, library, toy_encoder):
+    """The Library of `library` indexed once with the toy CLIP. Do not modify."""
     data_dir = tmp_path_factory.mktemp("indexed-data")
-    settings, catalog, summary = index_library(data_dir, [library], toy_encoder)
+    indexed, summary = index_library(data_dir, [library], toy_encoder)
     assert summary.new == LIBRARY_SIZE, summary.text()
-    return settings, catalog
+    return indexed
+
+
+@pytest.fixture(scope="session")
+def indexed(indexed_library):
+    """(settings, catalog) of the session's indexed library. Do not modify."""
+    return indexed_library.settings, indexed_library.catalog
 
 
 @pytest.fixture

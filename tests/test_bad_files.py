@@ -92,7 +92,7 @@ def test_bad_files_recorded_good_files_indexed(tmp_path, library, toy_encoder, c
     root = tmp_path / "photos"
     root.mkdir()
     expected = make_bad_tree(root, library)
-    _, _, summary = index_library(tmp_path / "data", [root], toy_encoder)
+    indexed_lib, summary = index_library(tmp_path / "data", [root], toy_encoder)
     _check(tmp_path / "data", root, expected)
     assert sum(summary.failed.values()) == len(expected)
     assert "skipping" in caplog.text and "zero.jpg" in caplog.text
@@ -161,11 +161,10 @@ def test_search_json_never_lists_failed_files(tmp_path, library, toy_encoder):
     root = tmp_path / "photos"
     root.mkdir()
     make_bad_tree(root, library)
-    settings, catalog, _ = index_library(tmp_path / "data", [root], toy_encoder)
+    indexed_lib, _ = index_library(tmp_path / "data", [root], toy_encoder)
     from indexer.query import parse_query
-    from indexer.search import Searcher
 
-    hits = Searcher(settings, catalog, lambda: toy_encoder).search(parse_query("a photo"), limit=100)
+    hits = indexed_lib.searcher().search(parse_query("a photo"), limit=100)
     names = {Path(h.path).name for h in hits}
     assert len(hits) == GOOD + 1
     assert not names & {"zero.jpg", "truncated.jpg", "text.jpg", "bomb.png", "locked.jpg"}
@@ -181,12 +180,13 @@ def test_missing_decoder_failure_is_retried_once_the_decoder_is_there(tmp_path, 
     root = tmp_path / "photos"
     root.mkdir()
     PILImage.new("RGB", (64, 48), (250, 130, 20)).save(root / "IMG_1.HEIC", "HEIF")
-    settings, catalog, first = index_library(tmp_path / "data", [root], toy_encoder)
+    indexed_lib, first = index_library(tmp_path / "data", [root], toy_encoder)
+    catalog = indexed_lib.catalog
     assert first.new == 1
     with catalog.session() as s:  # as if it had been indexed on a machine without pillow-heif
         row = s.scalars(select(Image)).one()
         row.status, row.error = FAILED, NO_HEIF
-    _, _, again = index_library(tmp_path / "data", [root], toy_encoder)
+    indexed_lib, again = index_library(tmp_path / "data", [root], toy_encoder)
     assert again.unchanged == 0
     with catalog.session() as s:
         assert s.scalars(select(Image)).one().status == OK

@@ -12,14 +12,12 @@ import torch
 from PIL import Image
 from sqlalchemy import select
 
-from indexer.catalog import open_catalog
 from indexer.catalog.schema import Embedding
 from indexer.catalog.schema import Image as ImageRow
 from indexer.decode import decode_bytes
 from indexer.gpu_decode import GpuJpegDecoder
-from indexer.pipeline import Writer
 from indexer.preprocess import fit_square
-from tests.conftest import make_settings
+from tests.conftest import library_for, make_settings
 
 DEVICES = [
     "cpu",
@@ -90,9 +88,10 @@ def test_library_indexed_through_batch_decoding_matches_pillow(
     Image.new("RGB", (64, 64), (200, 9, 9)).save(fresh_library / "flat.png")
 
     def index(name: str, encoder, decoder: GpuJpegDecoder | None):
-        catalog = open_catalog(tmp_path / name)
-        writer = Writer(make_settings(tmp_path / name, workers=2, batch_size=16), catalog, lambda: encoder)
-        writer.jpeg_decoder = decoder
+        library = library_for(make_settings(tmp_path / name, workers=2, batch_size=16), encoder)
+        catalog = library.catalog
+        writer = library.writer()
+        writer.embedder.use_jpeg_decoder(decoder)
         summary = writer.index_roots([fresh_library])
         with catalog.session() as s:
             rows = {

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from indexer.catalog import Base, open_catalog
+from indexer.catalog import Base, images, open_catalog
 from indexer.catalog.migrate import head_revision
 from indexer.catalog.schema import ADDED, Image, Root
 from indexer.catalog.store import ModelIdentity, utcnow
@@ -44,13 +44,13 @@ def test_change_sequence_is_monotonic_and_never_reused(tmp_path):
         s.add(im)
         s.flush()
         for _ in range(3):
-            catalog.record_change(s, im.id, ADDED)
+            images.record_change(s, im.id, ADDED, utcnow())
     first = catalog.last_seq()
     assert first == 3
     with catalog.session() as s:  # delete the newest change row: AUTOINCREMENT must not hand 3 out again
         s.execute(text("DELETE FROM changes WHERE seq = 3"))
     with catalog.session() as s:
-        catalog.record_change(s, None, ADDED)
+        images.record_change(s, None, ADDED, utcnow())
     assert catalog.last_seq() == 4
     seq, changed = catalog.changes_since(2)
     assert seq == 4 and changed == {None}

@@ -47,8 +47,9 @@ def test_index_without_roots_explains(tmp_path):
 
 
 def test_second_writer_is_refused(tmp_path):
+    from indexer.layout import DataDir
     from indexer.lock import WriterLock
 
-    with WriterLock(tmp_path):
+    with WriterLock(DataDir(tmp_path).writer_lock):
         proc = photoseek("--data-dir", str(tmp_path), "--model", "toy", "index", str(Path(__file__).parent))
     assert proc.returncode == 2 and "another photoseek indexer" in proc.stderr

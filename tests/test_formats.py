@@ -52,7 +52,9 @@ def one_of_each(tmp_path, library) -> tuple[Path, PILImage.Image, PILImage.Image
 
 def test_every_format_is_indexed(tmp_path, one_of_each, toy_encoder):
     root, first, other = one_of_each
-    settings, catalog, summary = index_library(tmp_path / "data", [root], toy_encoder)
+    indexed_lib, summary = index_library(tmp_path / "data", [root], toy_encoder)
+    settings = indexed_lib.settings
+    catalog = indexed_lib.catalog
     rows = _rows(catalog)
     expected = {"a.jpg": "JPEG", "b.png": "PNG", "c.webp": "WEBP", "d.tiff": "TIFF", "e.bmp": "BMP"}
     expected |= {"f.gif": "GIF", "g.heic": "HEIF"}
@@ -65,7 +67,7 @@ def test_every_format_is_indexed(tmp_path, one_of_each, toy_encoder):
     # A GIF is indexed by its first frame: its vector is the first frame's, not the second's.
     from indexer.vectors import VectorIndex
 
-    vi = VectorIndex.open(catalog, settings.vectors_dir, toy_encoder.identity)
+    vi = VectorIndex.open(catalog, settings.layout.vectors, toy_encoder.identity)
     gif = vi.vector(rows["f.gif"].id)
     want, not_want = toy_encoder.encode_images([first, other])
     assert float(np.dot(gif, want)) > float(np.dot(gif, not_want))

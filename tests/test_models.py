@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.catalog import open_catalog
 from indexer.encoder import TOY_CHECKPOINT, ModelSpec, ModelUnavailable, load_encoder
-from indexer.pipeline import ModelMismatch, Writer
+from indexer.errors import ModelMismatch
 from indexer.query import parse_query
 from indexer.reembed import reembed
-from indexer.search import Searcher
-from tests.conftest import LIBRARY_SIZE, make_settings
+from tests.conftest import LIBRARY_SIZE, index_library, library_for, make_settings
 
 REPO = Path(__file__).parent.parent
 
@@ -54,8 +52,9 @@ def test_searching_with_another_model_is_refused(indexed, tmp_path):
     shutil.copy(TOY_CHECKPOINT, other)
     other.write_bytes(other.read_bytes() + b"\0")  # same architecture, different weights file
     enc = load_encoder(f"photoseek-toy:{other}", "cpu")
+    searcher = library_for(settings.replace(model=f"photoseek-toy:{other}"), enc, catalog).searcher()
     with pytest.raises(ModelMismatch, match="reembed"):
-        Searcher(settings.replace(model=f"photoseek-toy:{other}"), catalog, lambda: enc)
+        searcher.search(parse_query("a red circle"))
 
 
 def test_cli_refuses_other_model_and_names_the_fix(indexed):
@@ -75,11 +74,12 @@ def test_cli_uses_the_library_model_when_none_is_given(indexed):
     assert len(proc.stdout.strip().splitlines()) == 3
 
 
-def test_missing_weights_fail_fast_with_instructions():
+def test_missing_weights_fail_fast_with_instructions(indexed):
+    settings, _ = indexed
     started = time.monotonic()
     proc = photoseek(
         "--data-dir",
-        "/tmp/photoseek-never",
+        str(settings.data_dir),
         "--model",
         "ViT-B-32-256:datacomp_s34b_b86k",
         "search",
@@ -99,19 +99,18 @@ def test_unknown_pretrained_tag_lists_known_ones():
 
 def test_reembed_switches_the_library(tmp_path, fresh_library, toy_encoder):
     data = tmp_path / "data"
-    catalog = open_catalog(data)
-    Writer(make_settings(data), catalog, lambda: toy_encoder).index_roots([fresh_library])
+    first, _ = index_library(data, [fresh_library], toy_encoder)
+    catalog = first.catalog
     other = tmp_path / "toy-v2.pt"
     shutil.copy(TOY_CHECKPOINT, other)
     other.write_bytes(other.read_bytes() + b"\0")
     spec = f"photoseek-toy:{other}"
     enc2 = load_encoder(spec, "cpu")
-    done, failed = reembed(make_settings(data, model=spec), catalog, enc2)
+    switched = library_for(make_settings(data, model=spec), enc2, catalog)
+    done, failed = reembed(switched)
     assert (done, failed) == (LIBRARY_SIZE, 0)
     assert catalog.active_model() == enc2.identity
     with pytest.raises(ModelMismatch):
-        Writer(make_settings(data), catalog, lambda: toy_encoder)
-    hits = Searcher(make_settings(data, model=spec), catalog, lambda: enc2).search(
-        parse_query("a red circle"), 5
-    )
+        library_for(make_settings(data, model="toy"), toy_encoder, catalog).writer()
+    hits = switched.searcher().search(parse_query("a red circle"), 5)
     assert len(hits) == 5

@@ -9,12 +9,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from indexer.catalog.schema import DELETED, OK, Embedding, Image
-from indexer.pipeline import Writer
-from tests.conftest import LIBRARY_SIZE, make_settings
+from indexer.writer import Writer
+from tests.conftest import LIBRARY_SIZE, library_for, make_settings
 
 
 def _writer(data_dir: Path, catalog, encoder) -> Writer:
-    return Writer(make_settings(data_dir), catalog, lambda: encoder)
+    return library_for(make_settings(data_dir), encoder, catalog).writer()
 
 
 def _rows(catalog) -> dict[str, Image]:
@@ -125,7 +125,7 @@ def test_duplicates_in_batches_committing_in_the_background(tmp_path, fresh_libr
             shutil.copy(src, fresh_library / f"zz copy {k} of {n}.jpg")
     catalog = open_catalog(tmp_path / "data")
     settings = make_settings(tmp_path / "data", batch_size=3)
-    summary = Writer(settings, catalog, lambda: toy_encoder).index_roots([fresh_library])
+    summary = library_for(settings, toy_encoder, catalog).writer().index_roots([fresh_library])
     assert summary.new == LIBRARY_SIZE + 18 and summary.embedded == LIBRARY_SIZE
     with catalog.session() as s:
         assert s.scalar(select(func.count()).select_from(Embedding)) == LIBRARY_SIZE

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from indexer.query import Part, parse_query
-from indexer.search import Searcher
 from tests.conftest import read_manifest
 
 QUERIES = [
@@ -22,9 +21,8 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def searcher(indexed, toy_encoder):
-    settings, catalog = indexed
-    return Searcher(settings, catalog, lambda: toy_encoder)
+def searcher(indexed_library):
+    return indexed_library.searcher()
 
 
 @pytest.mark.parametrize(("colour", "shape"), QUERIES)

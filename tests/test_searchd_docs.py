@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.catalog import open_catalog
-from tests.conftest import make_settings
+from tests.conftest import library_for, make_settings
 from tests.searchd_support import close_features
 
 API_DOC = Path(__file__).parent.parent / "docs" / "api.md"
@@ -19,12 +18,11 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 def app(tmp_path_factory, toy_encoder):
     from searchd.app import create_app
 
-    settings = make_settings(tmp_path_factory.mktemp("docs-data"))
-    catalog = open_catalog(settings.data_dir)
-    app = create_app(settings, catalog, lambda: toy_encoder)
+    library = library_for(make_settings(tmp_path_factory.mktemp("docs-data")), toy_encoder)
+    app = create_app(library)
     yield app
     close_features(app)
-    catalog.close()
+    library.close()
 
 
 def routes(app) -> set[tuple[str, str]]:

@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from indexer.catalog import open_catalog
 from indexer.decode import PROMPT_KEY
-from indexer.pipeline import Writer
 from indexer.toyworld import Spec, build_library, render
-from tests.conftest import index_library, make_settings
+from tests.conftest import index_library, library_for, make_settings
 from tests.searchd_support import Served
 
 LIVE_DEADLINE_S = 2.0  # the promise: visible within 2 s of the indexer's commit
@@ -33,14 +31,14 @@ def live(tmp_path, toy_encoder):
     root = tmp_path / "photos"
     build_library(root, 40, seed=5)
     data_dir = tmp_path / "data"
-    settings, writer_catalog, _ = index_library(data_dir, [root], toy_encoder)
-    server_catalog = open_catalog(data_dir)  # its own connection pool, like a separate process
-    served = Served(create_app(settings, server_catalog, lambda: toy_encoder))
-    writer = Writer(settings, writer_catalog, lambda: toy_encoder)
-    yield served, writer, root.resolve()
+    indexer, _ = index_library(data_dir, [root], toy_encoder)
+    # The server's library has its own catalog connections, like a separate process.
+    server = library_for(indexer.settings, toy_encoder)
+    served = Served(create_app(server))
+    yield served, indexer.writer(), root.resolve()
     served.close()
-    server_catalog.close()
-    writer_catalog.close()
+    server.close()
+    indexer.close()
 
 
 def write_png(path: Path, spec: Spec, seed: int, prompt: str | None = None) -> str:
@@ -148,8 +146,8 @@ def test_a_server_started_on_an_empty_library_starts_answering_once_photos_arriv
     from searchd.app import create_app
 
     settings = make_settings(tmp_path / "data")
-    catalog = open_catalog(settings.data_dir)
-    served = Served(create_app(settings, catalog, lambda: toy_encoder))
+    server = library_for(settings, toy_encoder)
+    served = Served(create_app(server))
     try:
         assert served.get("/healthz").json()["images"] == 0
         reply = served.get("/api/search", {"q": "a red circle"})
@@ -157,9 +155,9 @@ def test_a_server_started_on_an_empty_library_starts_answering_once_photos_arriv
         assert served.get("/api/search").json()["results"] == []  # browsing an empty library is fine
         root = tmp_path / "photos"
         path = write_png(root / "one.png", Spec("red", "circle", "grey background"), 0)
-        writer_catalog = open_catalog(settings.data_dir)
-        Writer(settings, writer_catalog, lambda: toy_encoder).index_files([path], root)
-        writer_catalog.close()
+        with library_for(settings, toy_encoder) as indexer:
+            indexer.writer().index_files([path], root)
+
         def answered():  # a 400 ("no photos yet") until the server has caught up
             reply = served.get("/api/search", {"q": "a red circle"})
             return reply.status == 200 and reply.json()["results"]
@@ -167,7 +165,7 @@ def test_a_server_started_on_an_empty_library_starts_answering_once_photos_arriv
         assert [r["path"] for r in eventually(answered)] == [path]
     finally:
         served.close()
-        catalog.close()
+        server.close()
 
 
 def test_a_model_switch_asks_for_a_restart(live):
@@ -177,7 +175,7 @@ def test_a_model_switch_asks_for_a_restart(live):
 
     server, writer, _ = live
     other = load_encoder("photoseek-toy:random", "cpu")  # same architecture, other weights
-    reembed(writer.settings.replace(model="photoseek-toy:random"), writer.catalog, other)
+    reembed(library_for(writer.settings.replace(model="photoseek-toy:random"), other, writer.catalog))
     reply = eventually(lambda: (r := server.get("/api/search", {"q": "a red circle"})).status == 409 and r)
     assert "restart `photoseek serve`" in reply.error
 

@@ -11,10 +11,9 @@ from sqlalchemy import select
 
 from indexer.catalog import open_catalog
 from indexer.catalog.schema import ImageTag, Setting, Tag
-from indexer.pipeline import Writer
 from indexer.tags import store
 from indexer.tags.prompts import PromptCache
-from indexer.tags.suggest import CONFIG_SETTING, Suggester, index_time_hook
+from indexer.tags.suggest import CONFIG_SETTING, Suggester, TagSuggestions
 from indexer.tags.vocabulary import (
     DEFAULT_FILE,
     TOYWORLD_FILE,
@@ -23,7 +22,7 @@ from indexer.tags.vocabulary import (
     parse_vocabulary,
 )
 from indexer.toyworld import BACKGROUNDS, COLOURS, Spec, build_library, render
-from tests.conftest import make_settings, read_manifest
+from tests.conftest import index_library, library_for, read_manifest
 
 SMALL_LIBRARY = 48
 
@@ -36,12 +35,9 @@ def photos(tmp_path) -> Path:
 
 
 def index_with_tags(data_dir: Path, root: Path, encoder, **overrides):
-    """One `photoseek index` pass with the tag hook, as the CLI wires it."""
-    settings = make_settings(data_dir, **overrides)
-    catalog = open_catalog(data_dir)
-    hook = index_time_hook(settings, catalog, lambda: encoder)
-    Writer(settings, catalog, lambda: encoder, hooks=[hook]).index_roots([root])
-    return settings, catalog
+    """One `photoseek index` pass: the library's writer carries the tag hook; (settings, catalog)."""
+    indexed, _ = index_library(data_dir, [root], encoder, **overrides)
+    return indexed.settings, indexed.catalog
 
 
 def ids_by_path(catalog) -> dict[str, int]:
@@ -127,8 +123,7 @@ def test_new_images_get_suggestions_when_indexed(tmp_path, photos, toy_encoder):
     new = photos / "Later" / "new.png"
     new.parent.mkdir()
     render(Spec("red", "circle", "grey background"), (256, 256), np.random.default_rng(1)).save(new)
-    hook = index_time_hook(settings, catalog, lambda: toy_encoder)
-    summary = Writer(settings, catalog, lambda: toy_encoder, hooks=[hook]).index_roots([photos])
+    summary = library_for(settings, toy_encoder, catalog).writer().index_roots([photos])
     assert summary.new == 1
     suggested = {t.name for t in store.tags_of(catalog, ids_by_path(catalog)[str(new.resolve())])}
     assert {"red circle", "grey background"} <= suggested
@@ -172,7 +167,6 @@ def test_decisions_persist_and_rejections_never_come_back(tmp_path, photos, toy_
 
 def test_search_filtered_by_accepted_tag(tmp_path, photos, toy_encoder):
     from indexer.query import parse_query
-    from indexer.search import Searcher
 
     settings, catalog = index_with_tags(tmp_path / "data", photos, toy_encoder)
     ids = sorted(ids_by_path(catalog).values())
@@ -185,7 +179,7 @@ def test_search_filtered_by_accepted_tag(tmp_path, photos, toy_encoder):
     assert allowed.tolist() == chosen
     assert store.images_with_tags(catalog, ["favourites", "other"]).tolist() == []
 
-    hits = Searcher(settings, catalog, lambda: toy_encoder).search(
+    hits = library_for(settings, toy_encoder, catalog).searcher().search(
         parse_query("a red circle"), 20, 0, allowed
     )
     assert sorted(h.id for h in hits) == chosen
@@ -207,7 +201,7 @@ def test_vocabulary_change_recomputes_suggestions(tmp_path, photos, toy_encoder)
     vocab.write_text("@replace\n@template a photo of a {}\n@template a {}\ncircle\nsquare\ntriangle\nstar\n")
     changed = settings.replace(vocabulary=str(vocab))
     # The next indexing run notices the new vocabulary before its first batch and recomputes.
-    index_time_hook(changed, catalog, lambda: toy_encoder)
+    TagSuggestions(changed, catalog, lambda: toy_encoder)
     with catalog.session() as s:
         assert s.get(Setting, CONFIG_SETTING).value != before
         names = set(
@@ -222,7 +216,7 @@ def test_vocabulary_change_recomputes_suggestions(tmp_path, photos, toy_encoder)
 
     # A threshold change, and no encoder: the concept embeddings cached on disk are enough.
     stricter = changed.replace(tag_threshold=0.99)
-    hook = index_time_hook(stricter, catalog, None)
+    hook = TagSuggestions(stricter, catalog, None)
     with catalog.session() as s:
         scores = list(s.scalars(select(ImageTag.score).where(ImageTag.state == "suggested")))
     assert all(score >= 0.99 for score in scores)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from indexer.toyworld import COLOURS, SHAPES, Spec, render
-from searchd import tags_api
-from tests.conftest import read_manifest
+from tests.conftest import library_for, read_manifest
 from tests.searchd_support import Served
 from tests.test_tags import ids_by_path, index_with_tags
 
@@ -31,10 +30,7 @@ def server(tagged, toy_encoder):
     from searchd.app import create_app
 
     settings, catalog, _ = tagged
-    app = create_app(settings, catalog, lambda: toy_encoder)
-    if tags_api.EXTENSION not in app.extensions:  # until the lead wires it into create_app
-        tags_api.init_app(app, settings, catalog, lambda: toy_encoder)
-    served = Served(app)
+    served = Served(create_app(library_for(settings, toy_encoder, catalog)))
     yield served
     served.close()
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from searchd import tags_api
 from tests.browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, get_json, wait_for_results
+from tests.conftest import library_for
 from tests.test_tags import index_with_tags
 
 pytestmark = [
@@ -27,9 +27,7 @@ def site(tmp_path_factory, toy_encoder):
     root = tmp_path_factory.mktemp("chip-photos")
     build_library(root, 24, seed=12)
     settings, catalog = index_with_tags(tmp_path_factory.mktemp("chip-data"), root, toy_encoder)
-    app = create_app(settings, catalog, lambda: toy_encoder)
-    if tags_api.EXTENSION not in app.extensions:  # until the lead wires it into create_app
-        tags_api.init_app(app, settings, catalog, lambda: toy_encoder)
+    app = create_app(library_for(settings, toy_encoder, catalog))
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

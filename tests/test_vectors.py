@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.catalog import open_catalog
-from indexer.pipeline import Writer
 from indexer.vectors import VectorIndex
-from tests.conftest import make_settings
+from tests.conftest import library_for, make_settings
 
 QUERIES = ["a red circle", "a blue square on a grey background", "a yellow star", "a black triangle"]
 
@@ -16,11 +14,10 @@ QUERIES = ["a red circle", "a blue square on a grey background", "a yellow star"
 @pytest.fixture
 def built(tmp_path, fresh_library, toy_encoder):
     data = tmp_path / "data"
-    settings = make_settings(data)
-    catalog = open_catalog(data)
-    writer = Writer(settings, catalog, lambda: toy_encoder)
+    library = library_for(make_settings(data), toy_encoder)
+    writer = library.writer()
     writer.index_roots([fresh_library])
-    return settings, catalog, writer
+    return library.settings, library.catalog, writer
 
 
 def _answers(vi: VectorIndex, encoder) -> list[tuple[list[int], list[float]]]:
@@ -32,14 +29,14 @@ def _answers(vi: VectorIndex, encoder) -> list[tuple[list[int], list[float]]]:
 
 
 def _reopen(settings, catalog, encoder) -> VectorIndex:
-    return VectorIndex.open(catalog, settings.vectors_dir, encoder.identity)
+    return VectorIndex.open(catalog, settings.layout.vectors, encoder.identity)
 
 
 @pytest.mark.parametrize("damage", ["delete", "garbage", "truncate", "flip-byte", "delete-meta"])
 def test_damaged_index_is_rebuilt_with_identical_results(built, toy_encoder, damage, caplog):
     settings, catalog, writer = built
     reference = _answers(_reopen(settings, catalog, toy_encoder), toy_encoder)
-    index_path, meta_path = VectorIndex.paths(settings.vectors_dir, toy_encoder.identity)
+    index_path, meta_path = VectorIndex.paths(settings.layout.vectors, toy_encoder.identity)
     data = index_path.read_bytes()
     if damage == "delete":
         index_path.unlink()
@@ -73,7 +70,7 @@ def test_saved_index_of_another_model_is_not_used(built, toy_encoder):
     from indexer.catalog.store import ModelIdentity
 
     foreign = ModelIdentity("other", "weights", "", toy_encoder.identity.dim)
-    assert VectorIndex.load(settings.vectors_dir, foreign, 1) is None
+    assert VectorIndex.load(settings.layout.vectors, foreign, 1) is None
 
 
 def test_filtered_search_only_returns_allowed_ids(built, toy_encoder):
@@ -115,7 +112,7 @@ def test_flat_index_keeps_fp16_copies_and_ranks_as_fp32(built, toy_encoder):
     old = faiss.IndexIDMap2(faiss.IndexFlatIP(vi.identity.dim))  # the fp32 format of earlier versions
     old.add_with_ids(vecs, ids)
     vi.index = old
-    vi.save(settings.vectors_dir)
+    vi.save(settings.layout.vectors)
     again = _reopen(settings, catalog, toy_encoder)
     assert isinstance(faiss.downcast_index(again.index.index), faiss.IndexScalarQuantizer)
     assert len(again) == len(vi)

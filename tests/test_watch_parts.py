@@ -8,10 +8,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from indexer.watch.model_cache import EncoderCache
+from indexer.models import ModelCache
 from indexer.watch.mounts import needs_polling, read_mounts
 from indexer.watch.settle import SettleTracker
-from indexer.watch.status import STATUS_FILE
 from tests.conftest import make_settings
 from tests.watch_support import WATCH_OVERRIDES, RunningWatcher, library_files, ok_rows, wait_for
 
@@ -66,36 +65,40 @@ def test_a_growing_file_is_not_ready_until_it_settles(tmp_path):
     assert len(tracker) == 0
 
 
-def test_encoder_cache_unloads_when_idle_and_loads_again(toy_encoder):
+def test_model_cache_unloads_when_idle_and_loads_again(toy_encoder):
     now = [0.0]
-    loads = []
+    loads, unloaded = [], []
 
     def loader():
         loads.append(1)
         return toy_encoder
 
-    cache = EncoderCache(loader, idle_unload_s=60, clock=lambda: now[0])
-    assert cache() is toy_encoder and cache() is toy_encoder and len(loads) == 1
+    cache = ModelCache(idle_unload_s=60, clock=lambda: now[0])
+    get = lambda: cache.get("clip", loader, on_unload=unloaded.append)  # noqa: E731
+    assert get() is toy_encoder and get() is toy_encoder and len(loads) == 1
     now[0] = 59.0
-    assert not cache.unload_if_idle() and cache.loaded
+    assert cache.unload_idle() == [] and cache.loaded("clip")
     now[0] = 120.0
-    assert cache.unload_if_idle() and not cache.loaded
-    assert cache() is toy_encoder and len(loads) == 2 and cache.loads == 2
-    assert not EncoderCache(loader, idle_unload_s=0).unload_if_idle()  # 0: keep it for good
+    assert cache.unload_idle() == ["clip"] and not cache.loaded("clip") and unloaded == [toy_encoder]
+    assert get() is toy_encoder and len(loads) == 2 and cache.loads["clip"] == 2
+    kept = ModelCache(idle_unload_s=0, clock=lambda: now[0])
+    kept.get("clip", loader)
+    now[0] = 1e9
+    assert kept.unload_idle() == [] and kept.loaded("clip")  # 0: keep it for good
 
 
-def test_watcher_lets_the_model_go_when_idle(tmp_path, library, toy_encoder):
+def test_watcher_lets_the_model_go_when_idle(tmp_path, library):
     root = (tmp_path / "photos").resolve()
     root.mkdir()
     files = library_files(library)
     shutil.copy(files[0], root / "a.jpg")
-    cache = EncoderCache(lambda: toy_encoder, idle_unload_s=0.5)
-    settings = make_settings(tmp_path / "data", **WATCH_OVERRIDES)
-    with RunningWatcher(settings, [root], cache) as rw:
-        wait_for(lambda: not cache.loaded, 20, "the idle model to be unloaded")
+    settings = make_settings(tmp_path / "data", model_idle_unload_s=0.5, **WATCH_OVERRIDES)
+    with RunningWatcher(settings, [root]) as rw:  # the library loads the toy CLIP itself
+        models, key = rw.library.models, rw.library.clip_key
+        wait_for(lambda: models.loads[key] >= 1 and not models.loaded(key), 30, "the idle model to go")
         shutil.copy(files[1], root / "b.jpg")
-        wait_for(lambda: str(root / "b.jpg") in ok_rows(rw.catalog), 20, "the next photo")
-    assert cache.loads >= 2  # loaded again for b.jpg
+        wait_for(lambda: str(root / "b.jpg") in ok_rows(rw.catalog), 30, "the next photo")
+        assert models.loads[key] >= 2  # loaded again for b.jpg
 
 
 def test_status_shows_roots_counts_queue_and_failures(tmp_path, library, toy_encoder):
@@ -111,7 +114,7 @@ def test_status_shows_roots_counts_queue_and_failures(tmp_path, library, toy_enc
     runner = CliRunner()
     args = ["--data-dir", str(settings.data_dir), "status"]
     with RunningWatcher(settings, [root], toy_encoder):
-        wait_for(lambda: (settings.data_dir / STATUS_FILE).exists(), 10, "the status file")
+        wait_for(lambda: settings.layout.watch_status.exists(), 10, "the status file")
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert f"{root}: online, native; 3 ok, 1 failed" in result.output
@@ -122,7 +125,7 @@ def test_status_shows_roots_counts_queue_and_failures(tmp_path, library, toy_enc
         assert doc["counts"] == {"ok": 3, "failed": 1, "deleted": 0}
     result = runner.invoke(cli, args)
     assert "watcher: not running" in result.output
-    assert not (settings.data_dir / STATUS_FILE).exists()
+    assert not settings.layout.watch_status.exists()
 
 
 def test_no_vector_index_in_the_watcher_when_saving_is_off(tmp_path, library, toy_encoder):
@@ -133,7 +136,7 @@ def test_no_vector_index_in_the_watcher_when_saving_is_off(tmp_path, library, to
     with RunningWatcher(settings, [root], toy_encoder) as rw:
         shutil.copy(library_files(library)[1], root / "b.jpg")
         wait_for(lambda: len(ok_rows(rw.catalog)) == 2, 20, "b.jpg")
-    assert not list(settings.vectors_dir.glob("*.faiss")) and rw.watcher.writer._vectors is None
+    assert not list(settings.layout.vectors.glob("*.faiss")) and rw.watcher.writer._vectors is None
 
 
 def test_events_are_filtered_and_translated_before_they_are_queued():

@@ -35,15 +35,16 @@ def wait_for(cond: Callable[[], object], timeout: float = 30.0, what: str = "con
 class RunningWatcher:
     """A real Watcher (real observers, real catalog, the toy CLIP) running on its own thread."""
 
-    def __init__(self, settings, roots: list[Path], encoder, event_queue_max: int | None = None) -> None:
-        from indexer.catalog import open_catalog
+    def __init__(self, settings, roots: list[Path], encoder=None, event_queue_max: int | None = None) -> None:
+        """`encoder`: an already loaded encoder for the library's model cache (None: the library loads
+        settings.model itself, and lets it go after model_idle_unload_s)."""
         from indexer.watch.daemon import Watcher
+        from tests.conftest import library_for
 
         self.settings = settings
-        self.catalog = open_catalog(settings.data_dir)
-        # an encoder provider (EncoderCache) as it is, or an encoder wrapped in one
-        provider = encoder if not hasattr(encoder, "encode_pixels") else (lambda: encoder)
-        self.watcher = Watcher(settings, self.catalog, provider, roots)
+        self.library = library_for(settings, encoder)
+        self.catalog = self.library.catalog
+        self.watcher = Watcher(self.library, roots)
         if event_queue_max is not None:
             from indexer.watch.events import EventQueue
 
@@ -71,6 +72,7 @@ class RunningWatcher:
         self.watcher.stop()
         self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "the watcher did not stop"
+        self.library.models.clear()  # the catalog stays open: tests read it after the watcher stopped
         if self.error is not None:
             raise self.error
 
@@ -118,10 +120,10 @@ def assert_vectors_agree(settings, catalog, saved_is_current: bool = False) -> N
     want = sorted(i for i, _ in ok_rows(catalog).values())
     ids, _ = catalog.searchable_vectors(model_id)
     assert sorted(ids.tolist()) == want  # every searchable image has its embedding
-    vi = VectorIndex.open(catalog, settings.vectors_dir, identity)
+    vi = VectorIndex.open(catalog, settings.layout.vectors, identity)
     assert sorted(faiss_ids(vi)) == want
     if saved_is_current:
-        saved = VectorIndex.load(settings.vectors_dir, identity, model_id)
+        saved = VectorIndex.load(settings.layout.vectors, identity, model_id)
         assert saved is not None and saved.seq == catalog.last_seq()
         assert sorted(faiss_ids(saved)) == want
 

@@ -23,7 +23,10 @@ OK = "ok"
 FAILED = "failed"
 DELETED = "deleted"
 
-# Change.kind values: every change that affects search advances the sequence (design invariant 2).
+# ImageTag.state values: a suggestion, or a person's decision (a rejected tag is never suggested again).
+SUGGESTED, ACCEPTED, REJECTED = "suggested", "accepted", "rejected"
+
+# Change.kind values: every change that affects search advances the sequence (docs/design.md inv. 2).
 ADDED, CHANGED, MOVED, REMOVED, EMBEDDED = "added", "changed", "moved", "removed", "embedded"
 
 

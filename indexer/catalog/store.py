@@ -12,10 +12,12 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from indexer.catalog.embeddings import from_blobs, searchable_vectors_of
+from indexer.catalog.images import chunked, record_change
 from indexer.catalog.migrate import upgrade_to_head
-from indexer.catalog.schema import OK, Change, Embedding, Image, Model, Root, Setting
+from indexer.catalog.schema import EMBEDDED, Change, Image, Model, Root, Setting
+from indexer.layout import CATALOG_FILE
 
-CATALOG_FILE = "catalog.sqlite"
 ACTIVE_MODEL_KEY = "active_model"
 
 
@@ -85,10 +87,6 @@ class Catalog:
             return seq, set()
         return max(r[0] for r in rows), {r[1] for r in rows}
 
-    @staticmethod
-    def record_change(s: Session, image_id: int | None, kind: str) -> None:
-        s.add(Change(image_id=image_id, kind=kind, at=utcnow()))
-
     # -- models -----------------------------------------------------------------------------------
     def model_id(self, identity: ModelIdentity, create: bool = True) -> int | None:
         with self.session() as s:
@@ -145,7 +143,7 @@ class Catalog:
             elif setting.value != str(mid):
                 setting.value = str(mid)
                 # Every vector of the search index changes space: readers must rebuild.
-                self.record_change(s, None, "embedded")
+                record_change(s, None, EMBEDDED, utcnow())
 
     # -- roots and images -------------------------------------------------------------------------
     def ensure_root(self, path: Path) -> Root:
@@ -158,16 +156,33 @@ class Catalog:
                 s.flush()
             return root
 
+    def set_root_online(self, root_id: int, online: bool) -> None:
+        with self.session() as s:
+            s.get(Root, root_id).online = online  # type: ignore[union-attr]
+
+    def set_root_observer(self, root_ids: Iterable[int], observer: str | None) -> None:
+        """How a root is watched ("native", "polling"), or None when nobody watches it."""
+        with self.session() as s:
+            for root_id in root_ids:
+                s.get(Root, root_id).observer = observer  # type: ignore[union-attr]
+
+    def set_root_offline(self, root_id: int) -> None:
+        with self.session() as s:
+            row = s.get(Root, root_id)
+            row.online, row.observer = False, None  # type: ignore[union-attr]
+
+    def mark_scanned(self, root_id: int) -> None:
+        with self.session() as s:
+            s.get(Root, root_id).last_scan_at = utcnow()  # type: ignore[union-attr]
+
     def roots(self) -> list[Root]:
         with self.session() as s:
             return list(s.scalars(select(Root).order_by(Root.path)))
 
     def images_by_ids(self, ids: Iterable[int]) -> dict[int, Image]:
-        ids = list(ids)
         out: dict[int, Image] = {}
         with self.session() as s:
-            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-                chunk = ids[start : start + 500]
+            for chunk in chunked(list(ids)):
                 out.update({im.id: im for im in s.scalars(select(Image).where(Image.id.in_(chunk)))})
         return out
 
@@ -175,25 +190,32 @@ class Catalog:
         self, model_id: int, image_ids: Iterable[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64, unit vectors float32) of OK images that have an embedding of this model."""
-        q = (
-            select(Image.id, Embedding.vector)
-            .join(Embedding, Embedding.content_hash == Image.content_hash)
-            .where(Embedding.model_id == model_id, Image.status == OK)
-            .order_by(Image.id)
-        )
-        rows: list = []
         with self.session() as s:
-            if image_ids is None:
-                rows = s.execute(q).all()
-            else:
-                wanted = list(image_ids)
-                for start in range(0, len(wanted), 500):
-                    rows += s.execute(q.where(Image.id.in_(wanted[start : start + 500]))).all()
+            rows = searchable_vectors_of(s, model_id, image_ids)
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        return ids, vecs
+        return ids, from_blobs([r[1] for r in rows])
+
+
+def get_setting(s: Session, key: str) -> str | None:
+    row = s.get(Setting, key)
+    return row.value if row is not None else None
+
+
+def put_setting(s: Session, key: str, value: str) -> None:
+    row = s.get(Setting, key)
+    if row is None:
+        s.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+
+
+def identity_of(s: Session, model_id: int) -> ModelIdentity:
+    row = s.get(Model, model_id)
+    if row is None:
+        raise LookupError(f"model #{model_id} is not in the catalog")
+    return ModelIdentity(row.name, row.pretrained, row.file_hash, row.dim)
 
 
 def create_catalog_engine(path: Path) -> Engine:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from indexer.errors import BadInput
 from indexer.tags.prompts import embed_labels
 from indexer.tags.vocabulary import load_vocabulary, normalize_tag
 
@@ -24,15 +25,15 @@ def parse_labels(text: str | Sequence[str]) -> list[str]:
     labels: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"a label must be text, got {item!r}")
+            raise BadInput(f"a label must be text, got {item!r}")
         if item.strip():
             label = normalize_tag(item)
             if label not in labels:
                 labels.append(label)
     if len(labels) < 2:
-        raise ValueError('give at least two labels to choose between, e.g. --labels "cat,dog"')
+        raise BadInput('give at least two labels to choose between, e.g. --labels "cat,dog"')
     if len(labels) > MAX_LABELS:
-        raise ValueError(f"at most {MAX_LABELS} labels, got {len(labels)}")
+        raise BadInput(f"at most {MAX_LABELS} labels, got {len(labels)}")
     return labels
 
 

@@ -13,22 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
 
-from indexer.catalog.schema import OK, Image, ImageTag, Tag
+from indexer.catalog import tags as tag_rows
+from indexer.catalog.schema import ACCEPTED, REJECTED
 from indexer.catalog.store import Catalog, utcnow
-from indexer.tags.suggest import ACCEPTED, REJECTED, SUGGESTED, tag_ids
+from indexer.errors import BadInput, UnknownImage
 from indexer.tags.vocabulary import normalize_tag
 
-USER = "user"  # Tag.source of tags a person typed
+__all__ = ["ACTIONS", "ImageTagView", "UnknownImage", "accept", "add", "apply", "reject", "remove"]
+
+USER = tag_rows.USER
 ACTIONS = ("accept", "reject", "add", "remove")
-
-
-class UnknownImage(LookupError):
-    def __init__(self, image_id: int) -> None:
-        super().__init__(f"there is no image #{image_id} in the catalog")
-        self.image_id = image_id
 
 
 @dataclass(frozen=True)
@@ -42,24 +37,14 @@ class ImageTagView:
         return {"name": self.name, "state": self.state, "score": self.score, "source": self.source}
 
 
-def _require_image(s: Session, image_id: int) -> None:
-    if s.get(Image, image_id) is None:
-        raise UnknownImage(image_id)
-
-
 def _decide(catalog: Catalog, image_id: int, name: str, state: str) -> ImageTagView:
     name = normalize_tag(name)
     with catalog.session() as s:
-        _require_image(s, image_id)
-        tag_id = tag_ids(s, [name], source=USER)[name]
-        row = s.get(ImageTag, (image_id, tag_id))
-        if row is None:
-            row = ImageTag(image_id=image_id, tag_id=tag_id, state=state, score=None, updated_at=utcnow())
-            s.add(row)
-        else:
-            row.state, row.updated_at = state, utcnow()  # the suggestion's score is kept for reference
-        source = s.get(Tag, tag_id).source  # type: ignore[union-attr]
-        return ImageTagView(name, state, row.score, source)
+        tag_rows.require_image(s, image_id)
+        now = utcnow()
+        tag = tag_rows.tag_ids(s, [name], USER, now)[name]
+        row = tag_rows.decide(s, image_id, tag, state, now)
+        return ImageTagView(name, state, row.score, tag_rows.tag_source(s, tag))
 
 
 def accept(catalog: Catalog, image_id: int, name: str) -> ImageTagView:
@@ -84,19 +69,14 @@ def remove(catalog: Catalog, image_id: int, name: str) -> bool:
     """
     name = normalize_tag(name)
     with catalog.session() as s:
-        _require_image(s, image_id)
-        tag_id = s.scalar(select(Tag.id).where(Tag.name == name))
-        row = s.get(ImageTag, (image_id, tag_id)) if tag_id is not None else None
-        if row is None:
-            return False
-        s.delete(row)
-        return True
+        tag_rows.require_image(s, image_id)
+        return tag_rows.forget(s, image_id, tag_rows.tag_id(s, name))
 
 
 def apply(catalog: Catalog, image_id: int, name: str, action: str) -> ImageTagView | None:
     """One of ACTIONS by name (the HTTP API and the CLI share this)."""
     if action not in ACTIONS:
-        raise ValueError(f"unknown tag action {action!r}; use one of {', '.join(ACTIONS)}")
+        raise BadInput(f"unknown tag action {action!r}; use one of {', '.join(ACTIONS)}")
     if action == "remove":
         remove(catalog, image_id, name)
         return None
@@ -105,62 +85,25 @@ def apply(catalog: Catalog, image_id: int, name: str, action: str) -> ImageTagVi
 
 def tags_of(catalog: Catalog, image_id: int, include_rejected: bool = True) -> list[ImageTagView]:
     """An image's tags: accepted first, then suggestions by score, then rejections."""
-    order = case((ImageTag.state == ACCEPTED, 0), (ImageTag.state == SUGGESTED, 1), else_=2)
     with catalog.session() as s:
-        _require_image(s, image_id)
-        q = (
-            select(Tag.name, ImageTag.state, ImageTag.score, Tag.source)
-            .join(Tag, Tag.id == ImageTag.tag_id)
-            .where(ImageTag.image_id == image_id)
-            .order_by(order, ImageTag.score.desc(), Tag.name)
-        )
-        if not include_rejected:
-            q = q.where(ImageTag.state != REJECTED)
-        return [ImageTagView(*row) for row in s.execute(q)]
+        tag_rows.require_image(s, image_id)
+        return [ImageTagView(*row) for row in tag_rows.tags_of(s, image_id, include_rejected)]
 
 
 def tag_counts(catalog: Catalog) -> list[dict]:
-    """[{"name", "source", "accepted", "suggested"}] over searchable images; tags in use only.
-
-    Sorted by accepted count, then suggested count, then name.
-    """
-    accepted = func.sum(case((ImageTag.state == ACCEPTED, 1), else_=0))
-    suggested = func.sum(case((ImageTag.state == SUGGESTED, 1), else_=0))
-    q = (
-        select(Tag.name, Tag.source, accepted, suggested)
-        .join(ImageTag, ImageTag.tag_id == Tag.id)
-        .join(Image, Image.id == ImageTag.image_id)
-        .where(Image.status == OK)
-        .group_by(Tag.id)
-        .having((accepted + suggested) > 0)
-        .order_by(accepted.desc(), suggested.desc(), Tag.name)
-    )
+    """[{"name", "source", "accepted", "suggested"}] over searchable images; tags in use only."""
     with catalog.session() as s:
-        return [
-            {"name": n, "source": src, "accepted": int(a or 0), "suggested": int(sg or 0)}
-            for n, src, a, sg in s.execute(q)
-        ]
+        rows = tag_rows.tag_counts(s)
+    return [{"name": n, "source": src, "accepted": a, "suggested": sg} for n, src, a, sg in rows]
 
 
 def images_with_tags(
     catalog: Catalog, names: Sequence[str], states: Sequence[str] = (ACCEPTED,)
 ) -> np.ndarray:
-    """Sorted int64 ids of searchable images carrying every tag in `names` (in one of `states`).
-
-    This is the `allowed_ids` of a search filtered by tag (indexer.search.Searcher.search).
-    """
+    """Sorted int64 ids of searchable images carrying every tag in `names` (in one of `states`)."""
     wanted = sorted({normalize_tag(n) for n in names})
     if not wanted:
-        raise ValueError("name at least one tag to filter by")
-    q = (
-        select(ImageTag.image_id)
-        .join(Tag, Tag.id == ImageTag.tag_id)
-        .join(Image, Image.id == ImageTag.image_id)
-        .where(Tag.name.in_(wanted), ImageTag.state.in_(list(states)), Image.status == OK)
-        .group_by(ImageTag.image_id)
-        .having(func.count(func.distinct(Tag.id)) == len(wanted))
-        .order_by(ImageTag.image_id)
-    )
+        raise BadInput("name at least one tag to filter by")
     with catalog.session() as s:
-        ids = list(s.scalars(q))
+        ids = tag_rows.images_with_tags(s, wanted, states)
     return np.asarray(ids, dtype=np.int64)

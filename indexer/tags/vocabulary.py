@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.errors import BadInput
+
 VOCAB_DIR = Path(__file__).resolve().parent.parent / "vocab"
 DEFAULT_FILE = VOCAB_DIR / "default.txt"
 TOYWORLD_FILE = VOCAB_DIR / "toyworld.txt"
@@ -46,7 +48,7 @@ DEFAULT_NEUTRAL: tuple[str, ...] = ("a photo.", "an image.", "a picture of somet
 MAX_TAG_LENGTH = 100
 
 
-class VocabularyError(ValueError):
+class VocabularyError(BadInput):
     """A vocabulary file cannot be used; the message names the file and line."""
 
 
@@ -54,9 +56,9 @@ def normalize_tag(name: str) -> str:
     """The canonical form of a tag name: trimmed, single spaces, lower case ("Red  Car " -> "red car")."""
     text = " ".join(name.split()).lower()
     if not text:
-        raise ValueError("a tag name cannot be empty")
+        raise BadInput("a tag name cannot be empty")
     if len(text) > MAX_TAG_LENGTH:
-        raise ValueError(f"tag name {text[:30]!r}... is longer than {MAX_TAG_LENGTH} characters")
+        raise BadInput(f"tag name {text[:30]!r}... is longer than {MAX_TAG_LENGTH} characters")
     return text
 
 

@@ -1,4 +1,4 @@
-"""`photoseek watch` and `photoseek status`: thin click commands over indexer.watch."""
+"""`photoseek watch` and `photoseek status`: thin click commands over the Library and indexer.watch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from indexer.cli import UserError, batch_hooks, effective_settings, friendly_errors, setup_torch
+from indexer.cli import friendly_errors, open_library
+from indexer.errors import BadInput
 from indexer.settings import Settings
 
 log = logging.getLogger("indexer.watch")
@@ -33,41 +34,19 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
     poll_interval_s, since inotify cannot see changes made by other machines. SIGTERM or Ctrl-C
     finishes the batch in hand, saves the vector index and exits 0.
     """
-    from indexer.catalog import open_catalog
-    from indexer.lock import WriterLock
-
-    settings = effective_settings(settings).replace(**overrides)
-    roots = settings.library_roots(roots)
+    roots = settings.replace(**overrides).library_roots(roots)
     if not roots:
-        raise UserError("name at least one photo folder (photoseek watch ~/Pictures), or set `roots`")
+        raise BadInput("name at least one photo folder (photoseek watch ~/Pictures), or set `roots`")
     if settings.nice:
         os.nice(settings.nice)  # a NAS serves files first; indexing takes what CPU is left
-    with WriterLock(settings.data_dir):
-        # Imported under the lock: a second watcher is refused before it spends seconds on torch.
-        from indexer.encoder import load_encoder
+    with open_library(settings, **overrides) as library, library.writer_lock():
+        # Imported under the lock: a second watcher is refused before it spends seconds on imports.
         from indexer.watch.daemon import Watcher
-        from indexer.watch.model_cache import EncoderCache
         from indexer.watch.once import OncePerReason
 
-        setup_torch(settings)
         once = OncePerReason()
-        logging.getLogger("indexer.pipeline").addFilter(once)  # the Writer logs "skipping FILE: REASON"
-        catalog = open_catalog(settings.data_dir)
-        prepared: list[bool] = []
-
-        def load():
-            enc = load_encoder(settings.model, settings.device)
-            if prepared:  # a reload after an idle unload: the concept embeddings are in hand
-                enc.release_text_tower()
-            return enc
-
-        encoder = EncoderCache(load, settings.model_idle_unload_s)
-        hooks = batch_hooks(settings, catalog, encoder)
-        watcher = Watcher(settings, catalog, encoder, roots, hooks=hooks)
-        for hook in hooks:
-            hook.prepare(watcher.writer.model_id)
-        prepared.append(True)
-        encoder().release_text_tower()  # the watcher embeds images only (bench/RESULTS.md: peak RSS)
+        logging.getLogger("indexer.writer").addFilter(once)  # the writer logs "skipping FILE: REASON"
+        watcher = Watcher(library, roots)
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in signals}
         try:
@@ -76,8 +55,7 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            catalog.close()
-            logging.getLogger("indexer.pipeline").removeFilter(once)
+            logging.getLogger("indexer.writer").removeFilter(once)
     once.report()
 
 
@@ -89,17 +67,12 @@ def status(settings: Settings, as_json: bool) -> None:
     """Roots (online, observer), counts, failures by reason, and what the watcher is doing."""
     import json
 
-    from indexer.catalog import open_catalog
-    from indexer.watch.status import read_watch_status, render_status, summarize_catalog
+    from indexer.catalog.summary import summarize_catalog
+    from indexer.watch.status import read_watch_status, render_status
 
-    if not settings.catalog_path.exists():
-        raise UserError(f"no catalog in {settings.data_dir} yet: run `photoseek watch FOLDER` first")
-    catalog = open_catalog(settings.data_dir)
-    try:
-        summary = summarize_catalog(catalog)
-    finally:
-        catalog.close()
-    watcher, why_not = read_watch_status(settings.data_dir)
+    with open_library(settings, must_exist=True) as library:
+        summary = summarize_catalog(library.catalog)
+    watcher, why_not = read_watch_status(settings.layout.watch_status)
     if as_json:
         doc = {
             "watcher": watcher,

@@ -3,7 +3,7 @@
 Threads: watchdog's observer threads only put FsEvents on a bounded queue (events.py). Everything
 else happens on the one thread that calls `Watcher.run()`: it coalesces events per path (the last one
 wins; moves are applied in order, as they arrive), waits for files to settle, and applies them in
-batches through the pipeline's Writer, which commits each batch in one transaction (a kill -9 loses
+batches through the library's Writer, which commits each batch in one transaction (a kill -9 loses
 at most that batch, and the reconcile at the next start redoes it).
 
 Removals are checked against the disk before they are applied: a path that is back (deleted, then
@@ -16,19 +16,15 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
-from indexer.catalog.schema import DELETED, OK, Image, Root
-from indexer.catalog.store import Catalog, utcnow
-from indexer.decode import PhotoRead
-from indexer.encoder import Encoder
-from indexer.pipeline import BatchHook, Writer
-from indexer.scan import FileEntry, root_is_offline, walk_photos
-from indexer.settings import Settings
+from indexer.catalog import images
+from indexer.catalog.schema import DELETED, OK
+from indexer.catalog.store import utcnow
+from indexer.library import Library
+from indexer.scan import root_is_offline, walk_photos
 from indexer.watch.events import GONE, MOVED, TOUCHED, EventQueue, FsEvent, is_watched_file
 from indexer.watch.observer import POLLING, Observers
 from indexer.watch.settle import SettleTracker
@@ -48,22 +44,6 @@ class Stopping(Exception):
     """Raised between photos when a stop was requested; the committed batches stay committed."""
 
 
-class WatchWriter(Writer):
-    """The pipeline's Writer with a way out between photos (SIGTERM during a long first scan)."""
-
-    def __init__(self, *args, should_stop: Callable[[], bool], pulse: Callable[[], None], **kw) -> None:
-        super().__init__(*args, **kw)
-        self._should_stop = should_stop
-        self._pulse = pulse
-
-    def read_many(self, entries: Sequence[FileEntry]) -> Iterator[PhotoRead]:
-        for r in super().read_many(entries):
-            if self._should_stop():
-                raise Stopping  # the batch being gathered is not committed: redone at the next start
-            self._pulse()
-            yield r
-
-
 @dataclass
 class RootState:
     path: str
@@ -75,31 +55,24 @@ class RootState:
 
 
 class Watcher:
-    def __init__(
-        self,
-        settings: Settings,
-        catalog: Catalog,
-        encoder: Callable[[], Encoder],
-        roots: Sequence[Path],
-        hooks: Sequence[BatchHook] = (),
-    ) -> None:
+    def __init__(self, library: Library, roots: Sequence[Path]) -> None:
+        settings = library.settings
+        self.library = library
         self.settings = settings
-        self.catalog = catalog
-        self.encoder = encoder
+        self.catalog = library.catalog
         self.events = EventQueue()
         self.settle = SettleTracker(settings.settle_s)
         self.gone: dict[str, tuple[str, float, bool]] = {}  # path -> (root, due, is_dir)
         self._stop_requested = False
-        self.status = StatusFile(settings.data_dir, WatchStatus(pid=os.getpid(), started_at=time.time()))
-        self.writer = WatchWriter(
-            settings, catalog, encoder, hooks, should_stop=lambda: self._stop_requested, pulse=self._pulse
-        )
-        skip = self.writer._own_dirs()
+        status = WatchStatus(pid=os.getpid(), started_at=time.time())
+        self.status = StatusFile(library.layout.watch_status, status)
+        self.writer = library.writer(images_only=True, between_photos=self._between_photos)
+        skip = library.layout.not_photos()
         self.observers = Observers(self.events, settings.poll_interval_s, settings.force_polling, skip)
         self.skip = skip
         self.roots: dict[str, RootState] = {}
         for r in roots:
-            row = catalog.ensure_root(Path(r).expanduser())
+            row = self.catalog.ensure_root(Path(r).expanduser())
             self.roots[row.path] = RootState(row.path, row.id)
         self._retry_at: dict[str, float] = {}
         self.reconciles: Counter = Counter()  # why -> how often (status and tests read it)
@@ -111,6 +84,11 @@ class Watcher:
     def stop(self) -> None:
         """Ask run() to finish the batch in hand, save and return (safe from a signal handler)."""
         self._stop_requested = True
+
+    def _between_photos(self) -> None:
+        if self._stop_requested:
+            raise Stopping  # the batch being gathered is not committed: redone at the next start
+        self._pulse()
 
     def run(self, scan_only: bool = False) -> None:
         try:
@@ -139,9 +117,7 @@ class Watcher:
             if self.settings.vector_save_interval_s > 0:
                 self.writer.save_vectors()
         finally:
-            with self.catalog.session() as s:
-                for root in self.roots.values():
-                    s.get(Root, root.id).observer = None
+            self.catalog.set_root_observer([root.id for root in self.roots.values()], None)
             self.status.remove()
         log.info("stopped")
 
@@ -159,8 +135,7 @@ class Watcher:
                 self._go_offline(root, f"cannot be watched ({exc.strerror or exc})")
                 return
             root.why, root.inode = rw.why, _inode(root.path)
-            with self.catalog.session() as s:
-                s.get(Root, root.id).observer = rw.kind
+            self.catalog.set_root_observer([root.id], rw.kind)
         root.online = True
         self._reconcile(root, "start" if watch else "scan")
 
@@ -185,9 +160,7 @@ class Watcher:
         self.observers.unwatch(root.path)
         self.settle.forget_root(root.path)
         self.gone = {p: g for p, g in self.gone.items() if g[0] != root.path}
-        with self.catalog.session() as s:
-            row = s.get(Root, root.id)
-            row.online, row.observer = False, None
+        self.catalog.set_root_offline(root.id)
         self.status.note(f"root offline: {root.path} ({why})")
 
     def _check_roots(self) -> None:
@@ -207,8 +180,7 @@ class Watcher:
 
     def _has_photos(self, root: RootState) -> bool:
         with self.catalog.session() as s:
-            q = select(Image.id).where(Image.root_id == root.id, Image.status == OK).limit(1)
-            return s.scalar(q) is not None
+            return images.has_searchable(s, root.id)
 
     # -- the loop -----------------------------------------------------------------------------------
     def _cycle(self) -> None:
@@ -325,17 +297,7 @@ class Watcher:
 
     def _remove(self, paths: list[str]) -> None:
         with self.catalog.session() as s:
-            searchable = set()
-            for p in paths:
-                prefix = p.rstrip(os.sep) + os.sep
-                searchable.update(
-                    s.scalars(
-                        select(Image.path).where(
-                            (Image.path == p) | Image.path.startswith(prefix, autoescape=True),
-                            Image.status == OK,
-                        )
-                    )
-                )
+            searchable = images.paths_at_or_under(s, paths, OK)
         if self.writer.remove_paths(paths):
             self._dirty = True
         for p in sorted(searchable):
@@ -370,9 +332,7 @@ class Watcher:
         if summary.new or summary.changed or summary.moved or summary.failed:
             self._dirty = True
         with self.catalog.session() as s:
-            rows = s.execute(
-                select(Image.path, Image.status, Image.indexed_at).where(Image.path.in_(paths[:500]))
-            ).all()
+            rows = images.statuses_at(s, paths)
         for path, status, indexed_at in sorted(rows):
             if status == OK and indexed_at >= started:
                 log.info("indexed %s", path)
@@ -383,9 +343,7 @@ class Watcher:
     def _housekeeping(self) -> None:
         idle = not len(self.settle) and not self.gone and not len(self.events)
         if idle:
-            unload = getattr(self.encoder, "unload_if_idle", None)
-            if unload is not None:
-                unload()
+            self.library.models.unload_idle()
         now = time.monotonic()
         # vector_save_interval_s <= 0: the watcher keeps no vector index at all (it costs 4 bytes a
         # dimension a photo, 1 GB for 500,000 photos at 512-d); searchd builds it from the catalog.
@@ -397,14 +355,8 @@ class Watcher:
 
     # -- helpers ------------------------------------------------------------------------------------
     def _known_under(self, folder: str) -> dict[str, tuple[int, float]]:
-        prefix = folder.rstrip(os.sep) + os.sep
         with self.catalog.session() as s:
-            rows = s.execute(
-                select(Image.path, Image.size, Image.mtime).where(
-                    Image.path.startswith(prefix, autoescape=True), Image.status != DELETED
-                )
-            ).all()
-        return {p: (size, mtime) for p, size, mtime in rows}
+            return images.files_under(s, folder)
 
     def _set_state(self, state: str) -> None:
         if self.status.status.state != state:
@@ -414,7 +366,7 @@ class Watcher:
     def _pulse(self, force: bool = False) -> None:
         st = self.status.status
         st.queue, st.waiting = len(self.events), len(self.settle) + len(self.gone)
-        st.model_loaded = bool(getattr(self.encoder, "loaded", True))
+        st.model_loaded = self.library.loaded_encoder() is not None
         st.roots = {
             r.path: {
                 "online": r.online,

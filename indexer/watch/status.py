@@ -10,16 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
+from indexer.catalog.summary import CatalogSummary
 
-from indexer.catalog.schema import FAILED, Change, Image, Root
-from indexer.catalog.store import Catalog
-
-STATUS_FILE = "watch-status.json"
 STATUS_EVERY_S = 2.0
 
 
@@ -40,8 +35,8 @@ class WatchStatus:
 class StatusFile:
     """Owned by the watcher: rewritten atomically, at most every STATUS_EVERY_S unless forced."""
 
-    def __init__(self, data_dir: Path, status: WatchStatus) -> None:
-        self.path = data_dir / STATUS_FILE
+    def __init__(self, path: Path, status: WatchStatus) -> None:
+        self.path = path  # the data dir's watch-status.json (indexer/layout.py)
         self.status = status
         self._written = 0.0
 
@@ -64,9 +59,8 @@ class StatusFile:
         self.path.unlink(missing_ok=True)
 
 
-def read_watch_status(data_dir: Path) -> tuple[dict | None, str]:
-    """(the running watcher's status, "") or (None, why not running)."""
-    path = data_dir / STATUS_FILE
+def read_watch_status(path: Path) -> tuple[dict | None, str]:
+    """(the running watcher's status, "") or (None, why not running), from its status file."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -86,54 +80,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
-
-
-@dataclass
-class CatalogSummary:
-    roots: list[dict]
-    counts: Counter
-    failures: list[tuple[str, int]]
-    last_change: tuple[str, str, str] | None  # (when, kind, path)
-
-
-def summarize_catalog(catalog: Catalog, top_failures: int = 10) -> CatalogSummary:
-    with catalog.session() as s:
-        per_root = Counter()
-        for root_id, status, n in s.execute(
-            select(Image.root_id, Image.status, func.count()).group_by(Image.root_id, Image.status)
-        ):
-            per_root[(root_id, status)] = n
-        roots = []
-        counts: Counter = Counter()
-        for r in s.scalars(select(Root).order_by(Root.path)):
-            c = {st: per_root[(r.id, st)] for st in ("ok", "failed", "deleted")}
-            counts.update(c)
-            roots.append(
-                {
-                    "path": r.path,
-                    "online": r.online,
-                    "observer": r.observer,
-                    "last_scan_at": r.last_scan_at.isoformat(sep=" ", timespec="seconds")
-                    if r.last_scan_at
-                    else None,
-                    **c,
-                }
-            )
-        reasons: Counter = Counter()
-        for error, n in s.execute(
-            select(Image.error, func.count()).where(Image.status == FAILED).group_by(Image.error)
-        ):
-            reasons[(error or "unknown").split(" (", 1)[0]] += n
-        last = s.execute(
-            select(Change.at, Change.kind, Image.path)
-            .outerjoin(Image, Image.id == Change.image_id)
-            .order_by(Change.seq.desc())
-            .limit(1)
-        ).first()
-    last_change = None
-    if last is not None:
-        last_change = (last[0].isoformat(sep=" ", timespec="seconds"), last[1], last[2] or "(all images)")
-    return CatalogSummary(roots, counts, reasons.most_common(top_failures), last_change)
 
 
 def render_status(summary: CatalogSummary, watcher: dict | None, why_not: str) -> str:
