@@ -20,29 +20,64 @@ AUGMENT_HELP = "; ".join(f"{k}: {v}" for k, v in AUGMENT_CODES.items())
 
 @click.command("generate")
 @click.argument("prompt")
-@click.option("--size", default="256x256", show_default=True,
-              help="WxH; rounded down to whole VQGAN tokens (multiples of 16 for an f16 VQGAN).")
+@click.option(
+    "--size",
+    default="256x256",
+    show_default=True,
+    help="WxH; rounded down to whole VQGAN tokens (multiples of 16 for an f16 VQGAN).",
+)
 @click.option("--steps", default=300, show_default=True, type=int)
 @click.option("--seed", type=int, help="Seed of every random draw; default: a random one, kept in the PNG.")
-@click.option("--init", "init_image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start from this image instead of random codebook tokens.")
-@click.option("--init-weight", default=0.0, show_default=True, type=float,
-              help="Keep the latent near the starting one (the init image's): an MSE loss on the latent "
-                   "times this / 2, as in the reference notebook. 0: off.")
-@click.option("--image-prompt", "image_prompts", multiple=True, metavar="PATH[:WEIGHT[:STOP]]",
-              help="An image as a target, weighted like a text part (repeatable). Library images: #ID "
-                   "in the prompt.")
+@click.option(
+    "--init",
+    "init_image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Start from this image instead of random codebook tokens.",
+)
+@click.option(
+    "--init-weight",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Keep the latent near the starting one (the init image's): an MSE loss on the latent "
+    "times this / 2, as in the reference notebook. 0: off.",
+)
+@click.option(
+    "--image-prompt",
+    "image_prompts",
+    multiple=True,
+    metavar="PATH[:WEIGHT[:STOP]]",
+    help="An image as a target, weighted like a text part (repeatable). Library images: #ID in the prompt.",
+)
 @click.option("--cutouts", default=32, show_default=True, type=int)
-@click.option("--cut-pow", default=1.0, show_default=True, type=float,
-              help="Cutout size exponent: >1 favours small cutouts (detail), <1 large ones (composition).")
-@click.option("--augments", default=DEFAULT_AUGMENTS, show_default=True,
-              help=f"Augmentations of the cutouts, comma-separated, or 'none'. {AUGMENT_HELP}.")
+@click.option(
+    "--cut-pow",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Cutout size exponent: >1 favours small cutouts (detail), <1 large ones (composition).",
+)
+@click.option(
+    "--augments",
+    default=DEFAULT_AUGMENTS,
+    show_default=True,
+    help=f"Augmentations of the cutouts, comma-separated, or 'none'. {AUGMENT_HELP}.",
+)
 @click.option("--lr", default=0.1, show_default=True, type=float, help="Adam's learning rate.")
-@click.option("--preview-every", default=0, show_default=True, type=int,
-              help="Write a preview PNG to DATA_DIR/previews every N steps (0: none).")
-@click.option("--vqgan", "vqgan_spec", metavar="CONFIG.yaml,MODEL.ckpt",
-              help="A taming-transformers VQGAN (default: the vqgan setting; unset, the tiny toy-world "
-                   "VQGAN shipped for demos and tests). `photoseek fetch-vqgan` downloads published ones.")
+@click.option(
+    "--preview-every",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Write a preview PNG to DATA_DIR/previews every N steps (0: none).",
+)
+@click.option(
+    "--vqgan",
+    "vqgan_spec",
+    metavar="CONFIG.yaml,MODEL.ckpt",
+    help="A taming-transformers VQGAN (default: the vqgan setting; unset, the tiny toy-world "
+    "VQGAN shipped for demos and tests). `photoseek fetch-vqgan` downloads published ones.",
+)
 @click.pass_context
 def generate(
     ctx: click.Context,
@@ -114,8 +149,11 @@ def generate(
 
 @click.command("fetch-vqgan")
 @click.argument("name", type=click.Choice(sorted(PUBLISHED)), default="vqgan_imagenet_f16_16384")
-@click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the two files [DATA_DIR/vqgan].")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the two files [DATA_DIR/vqgan].",
+)
 @click.option("--base-url", hidden=True, help="Fetch from this mirror instead (same file names).")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for the server to answer.")
 @click.pass_obj

@@ -26,6 +26,7 @@ INPUTS_DIR = "generation-inputs"
 MAX_INPUT_SIDE = 1024  # an init image is resized to the output (at most 1024 per side) anyway
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 MAX_INPUT_MEGAPIXELS = 64.0  # a picture to start from or aim at needs no more (issue 12: bounded cost)
+MAX_IMAGE_ID = 2**62 - 1  # SQLite and FAISS ids are signed 64-bit; the catalog stays below this
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{32}\.png$")
 
 
@@ -39,8 +40,8 @@ class InputError(ValueError):
 
 def library_image_path(catalog: Catalog, image_id: int) -> Path:
     """The real path of an indexed image, if it lies inside one of the library's roots."""
-    if not 0 < image_id < 2**62:
-        raise InputError(f"#{image_id} is not an image id", 404)
+    if not 0 < image_id <= MAX_IMAGE_ID:
+        raise InputError(f"#{image_id} is not an image id (ids are 1..{MAX_IMAGE_ID})")
     with catalog.session() as s:
         row = s.scalar(select(ImageRow).where(ImageRow.id == image_id))
         status, path = (row.status, row.path) if row is not None else (None, None)

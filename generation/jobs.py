@@ -36,7 +36,13 @@ from generation.inputs import (
     remove_upload,
     upload_path,
 )
-from generation.optimize import GenerationCancelled, GenerationOptions, generate_image, record_params
+from generation.optimize import (
+    GenerationCancelled,
+    GenerationOptions,
+    cast_param,
+    generate_image,
+    record_params,
+)
 from generation.output import save_generated
 from generation.prompts import parse_prompts
 from generation.vqgan import VQGAN, describe_vqgan, load_vqgan_spec
@@ -177,10 +183,8 @@ class JobRunner:
         if len(sources) > 1:
             raise ValueError("give one init image: init_image_id or an uploaded init_image, not both")
         if "init_image_id" in sources:
-            image_id = sources["init_image_id"]
-            if isinstance(image_id, bool) or not isinstance(image_id, int):
-                raise ValueError("init_image_id must be an image id (a whole number)")
-            library_image_path(self.catalog, image_id)
+            sources["init_image_id"] = cast_param("init_image_id", "int", sources["init_image_id"])
+            library_image_path(self.catalog, sources["init_image_id"])
         if "init_upload" in sources:
             upload_path(self.inputs_dir, sources["init_upload"])
         for part in parts:

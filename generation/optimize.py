@@ -40,7 +40,7 @@ ImageSource = Callable[[int], Image.Image]  # a library image's id -> its RGB pi
 # Hard bounds (issue 12): a job's memory grows with its pixels, its time with steps x cutouts.
 MIN_SIDE = 8
 MAX_SIDE = 1024
-MAX_PIXELS = 1024 * 768
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # implied by the sides, so the API's schema states every size bound
 MAX_STEPS = 5000
 MAX_CUTOUTS = 128
 MAX_LR = 5.0
@@ -77,7 +77,7 @@ class GenerationOptions:
         if self.width * self.height > MAX_PIXELS:
             raise ValueError(
                 f"size {self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is "
-                f"{MAX_PIXELS:,} (e.g. 1024x768): memory grows with the pixels"
+                f"{MAX_PIXELS:,}: memory grows with the pixels"
             )
         _bounded("steps", self.steps, 1, MAX_STEPS)
         _bounded("cutouts", self.cutouts, 1, MAX_CUTOUTS)
@@ -102,7 +102,7 @@ class GenerationOptions:
         unknown = sorted(set(params) - set(known))
         if unknown:
             raise ValueError(f"unknown generation parameter(s): {', '.join(map(str, unknown))[:200]}")
-        values = {k: _cast(k, str(known[k].type), v) for k, v in params.items()}
+        values = {k: cast_param(k, str(known[k].type), v) for k, v in params.items()}
         return cls(**values)
 
     def to_params(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _bounded(name: str, value: float, low: float, high: float, low_open: bool = 
         raise ValueError(f"{name} must be {lower} and at most {high:g}, not {value:g}")
 
 
-def _cast(name: str, type_name: str, value: Any) -> Any:
+def cast_param(name: str, type_name: str, value: Any) -> Any:
     """JSON value -> the field's type; bools are not numbers, 2.0 is an int, "many" is refused."""
     if type_name in ("int", "int | None"):
         if value is None and type_name == "int | None":
@@ -166,7 +166,7 @@ def parse_size(size: Any) -> tuple[int, int]:
             raise ValueError(f"size {size[:40]!r} is not WxH, e.g. 256x256")
         return int(w), int(h)
     if isinstance(size, list | tuple) and len(size) == 2:
-        return _cast("width", "int", size[0]), _cast("height", "int", size[1])
+        return cast_param("width", "int", size[0]), cast_param("height", "int", size[1])
     raise ValueError('size must be "WxH" (e.g. "256x256") or [W, H]')
 
 
@@ -253,7 +253,7 @@ def to_tensor(image: Image.Image, device) -> torch.Tensor:
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """An image file as RGB, turned by its EXIF orientation (design invariant 8)."""
+    """An image file as RGB, turned by its EXIF orientation (docs/design.md invariant 8)."""
     with Image.open(path) as im:
         return ImageOps.exif_transpose(im).convert("RGB")
 

@@ -65,6 +65,10 @@ def parse_prompts(prompt: str) -> list[WeightedPrompt]:
         raise PromptError(f"the prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}")
     if "\x00" in prompt:
         raise PromptError("the prompt contains a NUL character")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from JSON: no text can hold it
+        raise PromptError("the prompt contains a lone surrogate (U+D800..U+DFFF), not text") from None
     parts = []
     for raw in prompt.split(PART_SEPARATOR):
         if not raw.strip():

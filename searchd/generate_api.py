@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "photoseek.jobs"
 DEFAULT_PAGE = 20  # jobs per page of GET /api/generate when no limit is given
+MAX_LIMIT_ARG = 1_000_000  # a larger ?limit= is a mistake (400); up to it, limits above MAX_PAGE are capped
 MAX_FORM_FIELDS = 24  # a generation form has 12 fields; more is not a form of ours
 
 bp = Blueprint("generate_api", __name__, url_prefix="/api/generate")
+
+
+class UnsupportedType(ValueError):
+    """A body that is neither JSON nor a multipart form (HTTP 415)."""
 
 
 def init_app(
@@ -88,11 +93,16 @@ def submit():
     runner = _runner()
     try:
         prompt, params, upload = _read_request()
+    except UnsupportedType as exc:
+        return _error(str(exc), 415)
     except ValueError as exc:
         return _error(str(exc), 400)
     if upload is not None:
-        if "init_image_id" in params:
-            return _error("give one init image: an uploaded init_image or init_image_id, not both", 400)
+        if "init_image_id" in params:  # one start image: the picture sent wins over a valid id
+            try:
+                _check_image_id(params.pop("init_image_id"))
+            except ValueError as exc:
+                return _error(str(exc), 400)
         try:
             params["init_upload"] = store_upload(upload[0], upload[1], runner.inputs_dir)
         except InputError as exc:
@@ -104,7 +114,7 @@ def submit():
         return _error(str(exc), 429)
     except (ValueError, TypeError) as exc:  # InputError and PromptError are ValueErrors
         remove_upload(runner.inputs_dir, params.get("init_upload"))
-        return _error(str(exc), 400)
+        return _error(str(exc), getattr(exc, "status", 400))  # 404: a library image that is not there
     return jsonify({"id": job_id, "seed": runner.get(job_id)["params"]["seed"]}), 202
 
 
@@ -117,17 +127,22 @@ def _read_request() -> tuple[str, dict[str, Any], tuple[bytes, str] | None]:
         unknown_files = sorted(set(request.files) - {"init_image"})
         if unknown_files or len(request.files.getlist("init_image")) > 1:
             raise ValueError("send at most one file, in the field init_image")
-        body: dict[str, Any] = {k: v for k, v in request.form.items() if v.strip()}
-        if len(request.form.getlist("prompt")) > 1:
-            raise ValueError("send one prompt field")
+        repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
+        if repeated:
+            raise ValueError(f"send each field once ({', '.join(repeated)[:100]} came more than once)")
+        body: dict[str, Any] = dict(request.form.items())
         if "init_image_id" in body:
-            raw = body["init_image_id"].strip().lstrip("#")
-            if not raw.isdigit() or len(raw) > 18:
+            raw = body["init_image_id"].strip()
+            if not raw.isdigit() or len(raw) > 40:
                 raise ValueError(f"init_image_id must be an image id, not {raw[:40]!r}")
             body["init_image_id"] = int(raw)
         file = request.files.get("init_image")
         if file is not None and file.filename:
             upload = (file.read(), file.filename)
+    elif request.mimetype != "application/json" and request.content_length:
+        raise UnsupportedType(
+            f"send JSON or multipart/form-data, not {request.mimetype or 'an untyped body'}"
+        )
     else:
         try:
             body = request.get_json(silent=True)
@@ -136,6 +151,8 @@ def _read_request() -> tuple[str, dict[str, Any], tuple[bytes, str] | None]:
         if not isinstance(body, dict):
             raise ValueError('send a JSON object, e.g. {"prompt": "a red circle", "steps": 100}')
         body = dict(body)
+    if "width" in body or "height" in body:
+        raise ValueError('give the size as "size": "WxH" (e.g. "256x256") or [W, H]')
     if "init_upload" in body:
         raise ValueError("init_upload is set by the server; send the picture as a multipart init_image file")
     prompt = body.pop("prompt", None)
@@ -144,13 +161,23 @@ def _read_request() -> tuple[str, dict[str, Any], tuple[bytes, str] | None]:
     return prompt, body, upload
 
 
+def _check_image_id(value: Any) -> int:
+    from generation.inputs import MAX_IMAGE_ID
+    from generation.optimize import cast_param
+
+    image_id = cast_param("init_image_id", "int", value)
+    if not 1 <= image_id <= MAX_IMAGE_ID:
+        raise ValueError(f"init_image_id must be an image id (1..{MAX_IMAGE_ID}), not {image_id}")
+    return image_id
+
+
 @bp.get("")
 def list_jobs():
     from generation.jobs import MAX_PAGE
 
     try:
-        limit = _int_arg("limit", DEFAULT_PAGE, 1)
-        before = _int_arg("before", None, 1)
+        limit = _int_arg("limit", DEFAULT_PAGE, MAX_LIMIT_ARG)
+        before = _int_arg("before", None, 2**63 - 1)
     except ValueError as exc:
         return _error(str(exc), 400)
     runner = _runner()
@@ -158,14 +185,14 @@ def list_jobs():
     return jsonify({"jobs": jobs, "next_before": next_before, "counts": runner.counts()})
 
 
-def _int_arg(name: str, default: int | None, minimum: int) -> int | None:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
+def _int_arg(name: str, default: int | None, maximum: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         raise ValueError(f"{name} must be a whole number, not {raw[:40]!r}")
-    if int(raw) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}")
+    if not 1 <= int(raw) <= maximum:
+        raise ValueError(f"{name} must be between 1 and {maximum}")
     return int(raw)
 
 

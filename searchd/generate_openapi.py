@@ -6,11 +6,18 @@ description cannot drift from what the server accepts.
 
 from __future__ import annotations
 
+# A side of 8..1024 as a regular expression (the string form of `size`; generation.optimize's bounds).
+SIDE = "(?:[89]|[1-9][0-9]|[1-9][0-9]{2}|10[01][0-9]|102[0-4])"
+AUGMENT = "(?:Af|Pe|Ji|Sh|Er|Ro|Fl)"  # generation.cutouts.AUGMENT_CODES
+# At least one character that is not a space, "|" or ":" (a prompt of only those has no text), no NUL.
+PROMPT_PATTERN = "^[^\\u0000]*[^\\s|:\\u0000][^\\u0000]*$"
+
 
 def api_paths() -> dict:
     from generation import optimize, prompts
+    from generation.inputs import MAX_IMAGE_ID
     from generation.jobs import MAX_PAGE
-    from searchd.generate_api import DEFAULT_PAGE
+    from searchd.generate_api import DEFAULT_PAGE, MAX_LIMIT_ARG
 
     error = {
         "description": "An error",
@@ -48,12 +55,13 @@ def api_paths() -> dict:
             "type": "string",
             "minLength": 1,
             "maxLength": prompts.MAX_PROMPT_CHARS,
+            "pattern": PROMPT_PATTERN,
             "description": "Parts separated by '|', each TEXT[:WEIGHT[:STOP]] (nerdyrodent's syntax) "
             "or #ID[:WEIGHT[:STOP]] for a library image as a target",
         },
         "size": {
             "oneOf": [
-                {"type": "string", "pattern": "^[0-9]{1,4}[xX][0-9]{1,4}$"},
+                {"type": "string", "pattern": f"^{SIDE}[xX]{SIDE}$"},
                 {
                     "type": "array",
                     "items": {"type": "integer", "minimum": optimize.MIN_SIDE, "maximum": optimize.MAX_SIDE},
@@ -61,11 +69,9 @@ def api_paths() -> dict:
                     "maxItems": 2,
                 },
             ],
-            "description": f"WxH, each side {optimize.MIN_SIDE}..{optimize.MAX_SIDE}, at most "
-            f"{optimize.MAX_PIXELS} pixels; rounded down to whole VQGAN tokens",
+            "description": f"WxH, each side {optimize.MIN_SIDE}..{optimize.MAX_SIDE}; the image made is "
+            "rounded down to whole VQGAN tokens",
         },
-        "width": {"type": "integer", "minimum": optimize.MIN_SIDE, "maximum": optimize.MAX_SIDE},
-        "height": {"type": "integer", "minimum": optimize.MIN_SIDE, "maximum": optimize.MAX_SIDE},
         "steps": {"type": "integer", "minimum": 1, "maximum": optimize.MAX_STEPS, "default": 300},
         "seed": {
             "type": ["integer", "null"],
@@ -85,24 +91,32 @@ def api_paths() -> dict:
         },
         "augments": {
             "type": "string",
-            "maxLength": 64,
-            "description": "Comma-separated codes (see /about) or none",
+            "pattern": f"^(?:none|off|{AUGMENT}(?:,{AUGMENT})*)?$",
+            "description": "Comma-separated codes (see /about); empty, none or off: none",
         },
         "preview_every": {"type": "integer", "minimum": 0, "maximum": optimize.MAX_STEPS},
-        "init_image_id": {"type": "integer", "minimum": 1, "description": "A library image to start from"},
+        "init_image_id": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_IMAGE_ID,
+            "description": "A library image to start from (404 when there is none)",
+        },
     }
-    form_fields = {k: ({"type": "string"} if k in ("size",) else v) for k, v in fields.items()}
+    # A form's values are text: `size` only in its string form; the others as in JSON (numbers as text).
+    form_fields = {k: v for k, v in fields.items() if k not in ("size", "seed")}
+    form_fields["size"] = fields["size"]["oneOf"][0]
+    form_fields["seed"] = {k: v for k, v in fields["seed"].items() if k != "type"} | {"type": "integer"}
     form_fields["init_image"] = {
         "type": "string",
         "format": "binary",
-        "description": "An image to start from",
+        "description": "An image to start from (it wins over an init_image_id sent with it)",
     }
-    int_query = lambda name, minimum, description: {  # noqa: E731
+    int_query = lambda name, maximum, description: {  # noqa: E731
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "integer", "minimum": minimum},
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
     }
     job_id = {
         "name": "job_id",
@@ -127,7 +141,12 @@ def api_paths() -> dict:
                             }
                         },
                         "multipart/form-data": {
-                            "schema": {"type": "object", "required": ["prompt"], "properties": form_fields}
+                            "schema": {
+                                "type": "object",
+                                "required": ["prompt"],
+                                "additionalProperties": False,
+                                "properties": form_fields,
+                            }
                         },
                     },
                 },
@@ -146,15 +165,23 @@ def api_paths() -> dict:
                     },
                     "400": error,
                     "401": error,
+                    "404": error,
                     "413": error,
+                    "415": error,
                     "429": error,
                 },
             },
             "get": {
                 "summary": "A page of generation jobs, newest first",
                 "parameters": [
-                    int_query("limit", 1, f"Jobs per page (default {DEFAULT_PAGE}; above {MAX_PAGE} capped)"),
-                    int_query("before", 1, "Only jobs with a smaller id (the previous page's next_before)"),
+                    int_query(
+                        "limit",
+                        MAX_LIMIT_ARG,
+                        f"Jobs per page (default {DEFAULT_PAGE}; above {MAX_PAGE} capped)",
+                    ),
+                    int_query(
+                        "before", 2**63 - 1, "Only jobs with a smaller id (the previous page's next_before)"
+                    ),
                 ],
                 "responses": {
                     "200": {

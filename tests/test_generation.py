@@ -345,7 +345,7 @@ def test_http_api(tmp_path, toy_encoder):
         client = app.test_client()
         bad = client.post("/api/generate", json={"prompt": PROMPT, "steps": "many"})
         assert bad.status_code == 400 and "error" in bad.get_json()
-        assert client.post("/api/generate", data="x").status_code == 400
+        assert client.post("/api/generate", data="x").status_code == 415
         assert client.get("/api/generate/999").get_json() == {"error": "no generation job 999"}
 
         body = {"prompt": PROMPT, "size": [32, 32], "steps": 6, "cutouts": 2}

@@ -68,7 +68,7 @@ def test_parts_weights_stops_and_image_ids():
         ("text:-101", "out of range"), ("text:1:5", "out of range"), ("text:1:-7", "out of range"),
         (":2", "no text"), ("a:-1", "no positive weight"), ("", "no text"), (" | ", "no text"),
         ("x" * (MAX_PROMPT_CHARS + 1), "characters"), ("|".join(["a"] * (MAX_PARTS + 1)), "parts"),
-        ("a\x00b", "NUL"),
+        ("a\x00b", "NUL"), ("a \ud800", "surrogate"),
     ],
 )  # fmt: skip
 def test_absurd_prompts_are_refused_with_a_sentence(prompt, says):

@@ -120,13 +120,20 @@ def train(steps: int, batch: int, image_size: int, crop: int, seed: int, out: Pa
 @click.command()
 @click.option("--steps", default=400, show_default=True, help="The shipped checkpoint: 400 steps.")
 @click.option("--batch", default=12, show_default=True)
-@click.option("--image-size", default=32, show_default=True,
-              help="Side of the toy images trained on. The model is convolutional: flat colours and edges "
-                   "look alike at any scale, so it also draws at 64 px and more, at a quarter of the cost.")
+@click.option(
+    "--image-size",
+    default=32,
+    show_default=True,
+    help="Side of the toy images trained on. The model is convolutional: flat colours and edges "
+    "look alike at any scale, so it also draws at 64 px and more, at a quarter of the cost.",
+)
 @click.option("--crop", default=0, help="Train on random crops of this side (0: whole images).")
 @click.option("--seed", default=0)
 @click.option(
-    "--threads", default=1, show_default=True, help="torch threads (1: 0.3 s/step; 2 stall on a busy box).",
+    "--threads",
+    default=1,
+    show_default=True,
+    help="torch threads (1: 0.3 s/step; 2 stall on a busy box).",
 )
 @click.option("--out", type=click.Path(path_type=Path), default=TINY_CHECKPOINT)
 def main(steps: int, batch: int, image_size: int, crop: int, seed: int, threads: int, out: Path) -> None:
