@@ -144,19 +144,30 @@ def search(settings: Settings, text: str, images, likes, minuses, limit: int, as
       photoseek search "sunset:2 | beach" --image ref.jpg
       photoseek search "#42 | more red:0.5"                   (#ID: an indexed image)
     """
+    from indexer import remote
+
+    hits = None
+    url = remote.served_url(settings.layout.serve_info) if not settings.model and not images else None
+    if url:  # a running `photoseek serve` holds the model and the index: ask it (docs/settings.md)
+        hits = remote.search(url, settings.auth_token, text, list(likes), list(minuses), limit)
+    if hits is None:
+        hits = _search_here(settings, text, images, likes, minuses, limit)
+    if as_json:
+        click.echo(json.dumps(hits, indent=2))
+        return
+    if not hits:
+        click.echo("no matches")
+    for h in hits:
+        click.echo(f"{h['score']:7.4f}  #{h['id']:<6} {h['path']}")
+
+
+def _search_here(settings: Settings, text: str, images, likes, minuses, limit: int) -> list[dict]:
     from indexer.query import Part, parse_query
 
     parts = parse_query(text) + [Part("image", str(p)) for p in images] + [Part("id", str(i)) for i in likes]
     parts += [Part("text", m, -1.0) for m in minuses]
     with open_library(settings, must_exist=True) as library:
-        hits = library.searcher().search(parts, limit=limit)
-    if as_json:
-        click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
-        return
-    if not hits:
-        click.echo("no matches")
-    for h in hits:
-        click.echo(f"{h.score:7.4f}  #{h.id:<6} {h.path}")
+        return [h.as_dict() for h in library.searcher().search(parts, limit=limit)]
 
 
 @cli.command()

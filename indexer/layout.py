@@ -9,6 +9,7 @@ A data dir belongs to one library:
     previews/            `photoseek generate --preview-every` snapshots (never indexed)
     writer.lock          held by the one writer (indexer/lock.py)
     watch-status.json    what `photoseek watch` is doing, for `photoseek status`
+    serve.json           where a running `photoseek serve` listens (the CLI asks it instead of loading)
     photoseek.toml       this library's settings (indexer/settings.py)
 
 The machine cache (XDG_CACHE_HOME/photoseek) holds what depends only on a model, not on a library:
@@ -56,6 +57,10 @@ class DataDir:
     @property
     def watch_status(self) -> Path:
         return self.root / "watch-status.json"
+
+    @property
+    def serve_info(self) -> Path:
+        return self.root / "serve.json"
 
     @property
     def config(self) -> Path:

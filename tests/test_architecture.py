@@ -4,6 +4,8 @@ place builds the writer, one place refuses another model's vectors."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,3 +88,11 @@ def test_one_place_builds_the_writer_and_one_refuses_another_model():
     for callee, home in (("Writer", "indexer.library"), ("ModelMismatch", "indexer.library")):
         sites = {name for name, tree in modules().items() if calls(tree, callee)}
         assert sites == {home}, f"{callee}(...) is called in {sorted(sites)}; only {home} may"
+
+
+def test_building_the_cli_imports_no_model_runtime():
+    """`photoseek --help`, `status` or a query to a running server must not pay for torch (seconds)."""
+    heavy = "{'torch', 'open_clip', 'faiss', 'onnxruntime'}"
+    code = f"import sys, searchd.cli; searchd.cli.build_cli(); print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", f"building the CLI imported {out.stdout.strip()}"
