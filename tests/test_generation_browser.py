@@ -105,7 +105,14 @@ def test_generate_from_the_page(page, site):
     page.click("#gen-init-clear")
     assert page.is_hidden("#gen-init-chip")
 
-    # A long job: the bar moves, a live preview appears, Cancel stops it.
+    # "Generate from this" in a photo's viewer makes it the start image (sent as its library id).
+    page.locator("#results .tile").first.click()
+    name = page.locator("#results .tile").first.get_attribute("data-name")
+    page.click("#viewer-generate")
+    page.wait_for_selector("#gen-init-chip:not([hidden])")
+    assert page.inner_text("#gen-init-name") == name and not page.locator("#viewer").is_visible()
+
+    # A long job from it: the bar moves, a live preview appears, Cancel stops it.
     page.fill("#gen-prompt", LONG_PROMPT)
     page.select_option("#gen-size", "128x128")
     page.fill("#gen-steps", "5000")
@@ -125,6 +132,9 @@ def test_generate_from_the_page(page, site):
     page.click("#gen-cancel")
     page.wait_for_selector(".gen-job[data-status='cancelled']")
     page.wait_for_function("() => document.getElementById('gen-current').dataset.status === 'cancelled'")
+    cancelled = served.get("/api/generate").json()["jobs"][0]
+    assert cancelled["status"] == "cancelled" and cancelled["params"]["init_image_id"] > 0
+    page.click("#gen-init-clear")
 
     # Now for real: when it is done the image is in the grid, and its prompt finds it.
     page.fill("#gen-prompt", PROMPT)
