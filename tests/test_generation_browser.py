@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, jpeg_bytes, wait_for_results
+from tests.browser_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    MOBILE,
+    jpeg_bytes,
+    wait_for_results,
+)
 from tests.conftest import index_library, read_manifest
 from tests.searchd_support import serve_app
 
@@ -164,3 +172,6 @@ def test_generate_from_the_page(page, site):
     generated = [h["id"] for h in served.search(generated="1")["results"]]
     assert len(generated) == 1 and generated[0] in ids[:3], (generated, ids[:5])
     assert [s.inner_text() for s in page.locator(".gen-job .gen-status").all()] == ["Done", "Cancelled"]
+    page.set_viewport_size(MOBILE)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "generate-mobile.png")

@@ -7,6 +7,7 @@
 import { $, el } from "./dom.js";
 
 const POLL_MS = 700;
+const POLL_HIDDEN_MS = 3000;
 const PAGE = 10;
 const FINISHED = new Set(["done", "failed", "cancelled"]);
 const STATUS_TEXT = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
@@ -40,14 +41,15 @@ export function setupGenerate(photoseek) {
     shownProgress: -1,
     timer: null,
     busy: false,
+    polling: null, // the poll in flight
     seeded: false, // the first poll has run: jobs done before it are not news
     indexedRefresh: new Set(), // jobs whose finished image was already brought into the grid
   };
 
   // ---- the toolbar button ----
   const toggle = el("button", {
-    type: "button", id: "generate-button", class: "filters-button", "aria-expanded": "false", "aria-controls": panel.id,
-  }, el("span", {}, "Generate"));
+    type: "button", id: "generate-button", class: "gen-toggle", "aria-expanded": "false", "aria-controls": panel.id,
+  }, el("span", {}, "Generate"), el("span", { class: "badge", id: "gen-active", hidden: true, title: "Jobs queued or running" }));
   photoseek.panels.toolbar.append(toggle);
   toggle.addEventListener("click", () => setOpen(panel.hidden));
 
@@ -159,6 +161,7 @@ export function setupGenerate(photoseek) {
         reply = await api.request("api/generate", { method: "POST", json });
       }
       message(`Job ${reply.id} queued (seed ${reply.seed}).`);
+      await poll(); // a poll begun before the job existed ends first; the next one sees it
       state.focus = reply.id;
       state.shownProgress = -1;
       await poll();
@@ -177,7 +180,13 @@ export function setupGenerate(photoseek) {
   }
 
   // ---- the job list, polled while something is queued or running ----
-  async function poll() {
+  /** One poll at a time: a caller during a poll shares it. */
+  function poll() {
+    if (!state.polling) state.polling = pollOnce().finally(() => { state.polling = null; });
+    return state.polling;
+  }
+
+  async function pollOnce() {
     clearTimeout(state.timer);
     state.timer = null;
     let page;
@@ -194,6 +203,8 @@ export function setupGenerate(photoseek) {
       state.focus = (active.find((j) => j.status === "running") ?? active[0] ?? page.jobs[0])?.id ?? null;
     }
     render();
+    $("gen-active").hidden = active.length === 0;
+    $("gen-active").textContent = String(active.length);
     for (const job of page.jobs) {
       if (job.status === "done" && !state.indexedRefresh.has(job.id)) {
         state.indexedRefresh.add(job.id);
@@ -202,7 +213,8 @@ export function setupGenerate(photoseek) {
       }
     }
     state.seeded = true; // jobs done before the page opened are not news
-    if (active.length && !panel.hidden) state.timer = setTimeout(poll, POLL_MS);
+    // Keep watching a job with the panel closed too (more slowly): its image joins the grid when done.
+    if (active.length) state.timer = setTimeout(poll, panel.hidden ? POLL_HIDDEN_MS : POLL_MS);
   }
 
   function render() {
@@ -283,6 +295,10 @@ export function setupGenerate(photoseek) {
     }
   });
   $("gen-preview").addEventListener("error", () => $("gen-preview").removeAttribute("src"));
+  // Jobs left running by an earlier visit: show their count, and follow them until they end.
+  photoseek.on("results", () => {
+    if (!state.seeded && state.timer === null) poll();
+  });
 }
 
 function capitalise(text) {
