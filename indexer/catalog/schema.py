@@ -59,6 +59,11 @@ class Image(Base):
         Index("ix_images_hash", "content_hash"),
         Index("ix_images_status", "status"),
         Index("ix_images_taken_at", "taken_at"),
+        # Filters and facets as index ranges and seeks at 10M photos (migration 0002, docs/scale.md)
+        Index("ix_images_status_path", "status", "path"),
+        Index("ix_images_status_camera", "status", "camera"),
+        Index("ix_images_status_format", "status", "format"),
+        Index("ix_images_status_taken_mtime", "status", "taken_at", "mtime"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -133,7 +138,7 @@ class ImageTag(Base):
     """A tag on an image: suggested (with its score), accepted or rejected (never suggested again)."""
 
     __tablename__ = "image_tags"
-    __table_args__ = (Index("ix_image_tags_tag_state", "tag_id", "state"),)
+    __table_args__ = (Index("ix_image_tags_tag_state_image", "tag_id", "state", "image_id"),)
 
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
@@ -155,6 +160,16 @@ class GenerationJob(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class Folder(Base):
+    """A folder holding OK images, with their count: the folder facet without reading every path.
+    Kept by triggers on images (migration 0002), whoever writes the rows."""
+
+    __tablename__ = "folders"
+
+    path: Mapped[str] = mapped_column(String, primary_key=True)
+    images: Mapped[int] = mapped_column(Integer)
 
 
 class Setting(Base):
