@@ -313,24 +313,39 @@ def index_round(report: Report, tools, folders: dict[str, Path], reps: int, keep
         )
 
 
-def parity(report: Report, tools, keep: dict, cname: str) -> None:
+def _exif_rotated(folder: Path, name: str) -> bool:
+    from PIL import Image
+
+    with Image.open(folder / name) as im:
+        return im.getexif().get(0x0112, 1) != 1
+
+
+def parity(report: Report, tools, keep: dict, folder: Path, cname: str) -> None:
+    """Cosine between the tools' vectors of each photo. rclip 3.3.0 does not apply EXIF orientation
+    (its read_image is a bare Image.open), photoseek does (invariant 8): rotated photos are reported
+    apart, since there the two tools embed different pixels."""
     ps = tools[0].vectors(keep[("photoseek", cname)])
     rc = tools[1].vectors(keep[("rclip", cname)])
     names = sorted(set(ps) & set(rc))
     a = np.stack([ps[n] for n in names])
     b = np.stack([rc[n] / np.linalg.norm(rc[n]) for n in names])
     cos = np.sum(a * b, axis=1)
-    worst = ", ".join(f"{names[i]} {cos[i]:.4f}" for i in np.argsort(cos)[:3])
     others = a @ a.T
     baseline = float(np.median(others[~np.eye(len(names), dtype=bool)]))
-    report.add(
-        "parity",
-        f"cosine photoseek vs rclip, same photo ({cname}, {len(names)} photos), min",
-        float(cos.min()),
-        "",
-        f"median {np.median(cos):.5f}; lowest: {worst}; "
-        f"two different photos (photoseek): median {baseline:.4f}",
-    )
+    rotated = np.array([_exif_rotated(folder, n) for n in names])
+    for label, mask in (("upright", ~rotated), ("EXIF-rotated", rotated)):
+        if not mask.any():
+            continue
+        c = cos[mask]
+        worst = ", ".join(f"{names[i]} {cos[i]:.4f}" for i in np.flatnonzero(mask)[np.argsort(c)[:2]])
+        report.add(
+            "parity",
+            f"cosine photoseek vs rclip, same photo ({cname}, {int(mask.sum())} {label} photos), min",
+            float(c.min()),
+            "",
+            f"min {c.min():.5f}, median {np.median(c):.5f}; lowest: {worst}; "
+            f"two different photos (photoseek): median {baseline:.4f}",
+        )
 
 
 def queries(report: Report, tools, folders, keep: dict, cname: str, n: int) -> None:
@@ -458,7 +473,7 @@ def main() -> None:
     first = next(iter(folders))
     try:
         index_round(report, tools, folders, args.reps, keep)
-        parity(report, tools, keep, first)
+        parity(report, tools, keep, folders[first], first)
         queries(report, tools, folders, keep, first, args.queries)
         start_up(report, tools, folders, keep, first)
         serve_first_query(report, Path(sys.executable), keep[("photoseek", first)])
