@@ -348,7 +348,9 @@ class LayeredIndex:
         """Top-k (scores, ids) for one query (shape (1, dim)); `allowed` restricts the candidates."""
         nprobe, base_sel, delta_sel, keep = self.nprobe, self.shadow.excluding(), None, []
         if allowed is not None:
-            allowed = np.unique(np.asarray(allowed, dtype=np.int64))
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if len(allowed) > 1 and not np.all(allowed[1:] > allowed[:-1]):  # SQL gives them sorted
+                allowed = np.unique(allowed)
             if not len(allowed):
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
             if self.kind == ONDISK and len(allowed) <= RERANK_ALL_MAX and self.exact is not None:
@@ -358,7 +360,9 @@ class LayeredIndex:
             wide = len(allowed) <= EXACT_FILTER_MAX
             nprobe = self.nlist if wide else min(self.nlist, math.ceil(nprobe * len(self) / len(allowed)))
             bits = _bitmap(allowed)
-            in_base = allowed[~np.isin(allowed, self.shadow.ids, assume_unique=True)]
+            in_base = allowed
+            if len(self.shadow.ids):
+                in_base = allowed[~np.isin(allowed, self.shadow.ids, assume_unique=True)]
             base_bits = _bitmap(in_base) if len(in_base) else None
             keep += [bits, base_bits]
             delta_sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
