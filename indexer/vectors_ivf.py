@@ -111,6 +111,8 @@ def train_template(sample: np.ndarray, kind: str, nlist: int) -> faiss.IndexIVF:
     nlist = len(cents)
     quantizer = faiss.IndexHNSWFlat(dim, 32, ip) if nlist > HNSW_QUANTIZER_ABOVE else faiss.IndexFlatIP(dim)
     quantizer.add(cents)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = 64  # assigning vectors to lists at build: near-exact (default 16)
     if kind == IVF:
         ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, ip, False)
     else:
