@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from generation.cutouts import AUGMENT_CODES, DEFAULT_AUGMENTS
+from generation.augments import AUGMENT_CODES, DEFAULT_AUGMENTS
 from generation.fetch import PUBLISHED, FetchError, fetch_vqgan
 from generation.output import slugify
 
@@ -120,7 +120,7 @@ def generate(
         # Guide with the library's own model unless --model says otherwise: it is the one that is here.
         library = open_library(ctx.obj)
         settings = library.settings
-        encoder = library.encoder()
+        encoder = library.torch_encoder()  # the optimisation needs gradients through CLIP
         vqgan = load_vqgan_spec(vqgan_spec or settings.vqgan, device=encoder.device)
     except (ValueError, VQGANConfigError, PhotoseekError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc

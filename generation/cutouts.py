@@ -22,17 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# nerdyrodent's codes and settings (MakeCutouts in generate.py, "latest" cut method).
-AUGMENT_CODES = {
-    "Af": "random affine: up to 15 degrees, 10 % translation, 5 degrees shear (p 0.7)",
-    "Pe": "random perspective, distortion 0.7 (p 0.7)",
-    "Ji": "colour jitter: brightness, contrast, saturation and hue +-0.1 (p 0.7)",
-    "Sh": "random sharpness 0.3 (p 0.5)",
-    "Er": "random erasing of 10-40 % of the cutout (p 0.7)",
-    "Ro": "random rotation up to 15 degrees (p 0.7)",
-    "Fl": "horizontal flip (p 0.5)",
-}
-DEFAULT_AUGMENTS = "Af,Pe,Ji,Sh,Er"
+from generation.augments import AUGMENT_CODES, DEFAULT_AUGMENTS, parse_augments  # noqa: F401 (re-exported)
+
 NOISE = 0.1  # per-cutout gaussian noise, sigma drawn uniformly from [0, NOISE]
 
 
@@ -43,19 +34,6 @@ class CutoutSpec:
     cut_pow: float = 1.0  # >1 favours small cutouts (detail), <1 large ones (composition)
     augments: str = DEFAULT_AUGMENTS  # comma-separated codes of AUGMENT_CODES; "" or "none": none
     noise: float = NOISE
-
-
-def parse_augments(codes: str) -> tuple[str, ...]:
-    """ "Af,Pe" -> ("Af", "Pe"); "" or "none" -> (); unknown codes are refused with the list."""
-    text = codes.strip()
-    if text.lower() in ("", "none", "off"):
-        return ()
-    parts = tuple(c.strip() for c in text.replace(" ", ",").split(",") if c.strip())
-    unknown = [c for c in parts if c not in AUGMENT_CODES]
-    if unknown:
-        known = ", ".join(f"{k} ({v})" for k, v in AUGMENT_CODES.items())
-        raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {known}, or none")
-    return parts
 
 
 @lru_cache(maxsize=8)

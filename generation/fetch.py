@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from indexer.errors import Unavailable
+
 _HEIBOX = "https://heibox.uni-heidelberg.de/d/{}/files/?p=%2F{}&dl=1"
 # name -> (config URL, checkpoint URL, approximate checkpoint size)
 PUBLISHED: dict[str, tuple[str, str, str]] = {
@@ -38,7 +40,7 @@ PUBLISHED: dict[str, tuple[str, str, str]] = {
 CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(Unavailable):
     """The download failed; the message says why and what to do instead."""
 
 

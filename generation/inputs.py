@@ -15,12 +15,12 @@ import secrets
 from pathlib import Path
 
 from PIL import Image
-from sqlalchemy import select
 
 from indexer.catalog import Catalog
 from indexer.catalog.schema import OK
 from indexer.catalog.schema import Image as ImageRow
 from indexer.decode import DecodeError, decode_bytes
+from indexer.errors import BadInput
 
 INPUTS_DIR = "generation-inputs"
 MAX_INPUT_SIDE = 1024  # an init image is resized to the output (at most 1024 per side) anyway
@@ -30,12 +30,12 @@ MAX_IMAGE_ID = 2**62 - 1  # SQLite and FAISS ids are signed 64-bit; the catalog 
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{32}\.png$")
 
 
-class InputError(ValueError):
-    """The picture cannot be used; the message says why (HTTP 400, or 404 for an unknown id)."""
+class InputError(BadInput):
+    """The picture cannot be used; the message says why (HTTP 400, or 404 for an id the library lacks)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = self.status = status
 
 
 def library_image_path(catalog: Catalog, image_id: int) -> Path:
@@ -43,7 +43,7 @@ def library_image_path(catalog: Catalog, image_id: int) -> Path:
     if not 0 < image_id <= MAX_IMAGE_ID:
         raise InputError(f"#{image_id} is not an image id (ids are 1..{MAX_IMAGE_ID})")
     with catalog.session() as s:
-        row = s.scalar(select(ImageRow).where(ImageRow.id == image_id))
+        row = s.get(ImageRow, image_id)
         status, path = (row.status, row.path) if row is not None else (None, None)
     if status != OK or path is None:
         raise InputError(f"no image #{image_id} in the library (unknown, deleted or not indexed)", 404)

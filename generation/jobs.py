@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import func, select, update
 
 from generation.inputs import (
     INPUTS_DIR,
@@ -47,7 +46,9 @@ from generation.output import save_generated
 from generation.prompts import parse_prompts
 from generation.vqgan import VQGAN, describe_vqgan, load_vqgan_spec
 from indexer.catalog import Catalog, GenerationJob
+from indexer.catalog import jobs as queries
 from indexer.catalog.store import utcnow
+from indexer.errors import Conflict, NotFound, TooMany
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,17 @@ SOURCE_KEYS = ("init_image_id", "init_upload")  # where a job's pictures come fr
 FORBIDDEN_KEYS = ("init_image", "image_prompts")  # file paths: the CLI's, never a job's
 
 
-class UnknownJob(KeyError):
-    pass
+class UnknownJob(NotFound):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no generation job {job_id}")
+        self.job_id = job_id
 
 
-class JobFinished(ValueError):
+class JobFinished(Conflict):
     """The job has already ended; there is nothing to cancel."""
 
 
-class QueueFull(RuntimeError):
+class QueueFull(TooMany):
     """MAX_QUEUED jobs are waiting already; the message says so (HTTP 429)."""
 
 
@@ -113,7 +116,7 @@ class JobRunner:
         """Recover from a crash, and resume the queue if a previous process left one."""
         self.recover_interrupted()
         with self.catalog.session() as s:
-            waiting = s.scalar(select(GenerationJob.id).where(GenerationJob.status == QUEUED).limit(1))
+            waiting = queries.first_with_status(s, QUEUED)
         if waiting is not None:
             self._ensure_worker()
         return self
@@ -138,12 +141,7 @@ class JobRunner:
     def recover_interrupted(self) -> int:
         """Jobs still "running" in the catalog died with a previous process: mark them failed."""
         with self.catalog.session() as s:
-            ids = list(s.scalars(select(GenerationJob.id).where(GenerationJob.status == RUNNING)))
-            s.execute(
-                update(GenerationJob)
-                .where(GenerationJob.id.in_(ids))
-                .values(status=FAILED, error=INTERRUPTED, finished_at=utcnow())
-            )
+            ids = queries.move_all(s, RUNNING, status=FAILED, error=INTERRUPTED, finished_at=utcnow())
         for job_id in ids:
             self._forget_inputs(job_id)
         return len(ids)
@@ -164,16 +162,13 @@ class JobRunner:
         self._check_pictures(parse_prompts(prompt), sources)
         stored = {k: v for k, v in options.to_params().items() if k not in FORBIDDEN_KEYS} | sources
         with self._lock, self.catalog.session() as s:  # the lock: two submits cannot both take the last place
-            waiting = s.scalar(select(func.count()).where(GenerationJob.status == QUEUED)) or 0
+            waiting = queries.count_with_status(s, QUEUED)
             if waiting >= self.max_queued:
                 raise QueueFull(
                     f"{waiting} generation jobs are waiting already (the limit is {self.max_queued}); "
                     "try again when some have finished, or cancel one"
                 )
-            job = GenerationJob(prompt=prompt, params=json.dumps(stored), status=QUEUED, created_at=utcnow())
-            s.add(job)
-            s.flush()
-            job_id = job.id
+            job_id = queries.add_job(s, prompt, json.dumps(stored), QUEUED, utcnow())
         self._ensure_worker()
         self._wake.set()
         return job_id
@@ -204,18 +199,14 @@ class JobRunner:
         """A page of jobs, newest first, with ids below `before`; and the `before` of the next page."""
         limit = max(1, min(limit, MAX_PAGE))
         with self.catalog.session() as s:
-            query = select(GenerationJob).order_by(GenerationJob.id.desc()).limit(limit + 1)
-            if before is not None:
-                query = query.where(GenerationJob.id < before)
-            rows = [self._as_dict(job) for job in s.scalars(query)]
+            rows = [self._as_dict(job) for job in queries.newest_jobs(s, limit + 1, before)]
         more = len(rows) > limit
         return rows[:limit], (rows[limit - 1]["id"] if more else None)
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each status."""
         with self.catalog.session() as s:
-            rows = s.execute(select(GenerationJob.status, func.count()).group_by(GenerationJob.status))
-            return {status: n for status, n in rows}
+            return queries.status_counts(s)
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops after its current step."""
@@ -269,8 +260,7 @@ class JobRunner:
     def _claim_next(self) -> int | None:
         while True:
             with self.catalog.session() as s:
-                queued = select(GenerationJob.id).where(GenerationJob.status == QUEUED)
-                job_id = s.scalar(queued.order_by(GenerationJob.id).limit(1))
+                job_id = queries.first_with_status(s, QUEUED)
             if job_id is None:
                 return None
             if self._transition(job_id, QUEUED, status=RUNNING, progress=0.0):
@@ -280,12 +270,7 @@ class JobRunner:
     def _transition(self, job_id: int, expected: str, **values: Any) -> bool:
         """Set `values` only if the job is still in status `expected`; True when it was."""
         with self.catalog.session() as s:
-            done = s.execute(
-                update(GenerationJob)
-                .where(GenerationJob.id == job_id, GenerationJob.status == expected)
-                .values(**values)
-            )
-            return bool(done.rowcount)
+            return queries.transition(s, job_id, expected, **values)
 
     def _run(self, job_id: int) -> None:
         with self.catalog.session() as s:
@@ -389,7 +374,7 @@ class JobRunner:
 
     def _set(self, job_id: int, **values: Any) -> None:
         with self.catalog.session() as s:
-            s.execute(update(GenerationJob).where(GenerationJob.id == job_id).values(**values))
+            queries.set_values(s, job_id, **values)
 
     @staticmethod
     def _as_dict(job: GenerationJob) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from indexer.errors import BadInput
+
 PART_SEPARATOR = "|"
 MAX_PROMPT_CHARS = 1000  # a CLIP text holds ~77 tokens; 1000 characters is 16 long parts
 MAX_PARTS = 16  # each part is one CLIP encoding and one loss term per step
@@ -31,7 +33,7 @@ _NUMBER = re.compile(r"^\s*[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?|inf(?:i
 _IMAGE_ID = re.compile(r"^#(\d{1,18})$")
 
 
-class PromptError(ValueError):
+class PromptError(BadInput):
     """The prompt cannot be used; the message says why and how to write it."""
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from generation.checkpoint import read_state_dict
 from generation.taming import Decoder, Encoder
+from indexer.errors import BadInput
 
 TINY_DIR = Path(__file__).parent / "tiny_vqgan"
 TINY_CONFIG = TINY_DIR / "tiny_vqgan.yaml"
@@ -33,7 +34,7 @@ _DDCONFIG_KEYS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "in_cha
                   "resolution", "z_channels")  # fmt: skip
 
 
-class VQGANConfigError(ValueError):
+class VQGANConfigError(BadInput):
     """The config or checkpoint is not a taming-transformers VQGAN we can load; the message says why."""
 
 

@@ -199,7 +199,7 @@ def _int_arg(name: str, default: int | None, maximum: int) -> int | None:
 @bp.get("/about")
 def about():
     from generation import optimize, prompts
-    from generation.cutouts import AUGMENT_CODES, DEFAULT_AUGMENTS
+    from generation.augments import AUGMENT_CODES, DEFAULT_AUGMENTS
     from generation.jobs import MAX_PAGE
 
     runner = _runner()
