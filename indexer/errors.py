@@ -84,5 +84,5 @@ class UnknownImage(NotFound):
         self.image_id = image_id
 
 
-class NoLibrary(NotFound):
-    """The data dir holds no catalog (or no photos) yet."""
+class NoLibrary(Conflict):
+    """The data dir holds no catalog (or no photos) yet: index a folder first."""

@@ -13,16 +13,21 @@ apart: `index`, `watch` and the images searchd generates all get the same hooks.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.catalog.store import Catalog, ModelIdentity, open_catalog
-from indexer.errors import ModelMismatch, NoLibrary, UnknownImage
-from indexer.layout import DataDir
+from indexer.errors import BadInput, ModelMismatch, NoLibrary, UnknownImage
+from indexer.layout import DataDir, machine_cache_dir
 from indexer.lock import WriterLock
 from indexer.models import ModelCache
 from indexer.settings import DEFAULT_MODEL, Settings
@@ -30,11 +35,42 @@ from indexer.settings import DEFAULT_MODEL, Settings
 if TYPE_CHECKING:
     from indexer.encoder import Encoder
     from indexer.search import Searcher
+    from indexer.towers import OnnxClip
     from indexer.writer import BatchHook, Writer
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "onnx", "torch")
+
+
+def cpu_only(device: str) -> bool:
+    """Whether CLIP will run on the CPU, decided without importing torch (that costs seconds)."""
+    if device != "auto":
+        return device == "cpu"
+    if sys.platform == "darwin":
+        return False  # Apple's GPU (MPS): torch decides
+    return not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
+
+
+def onnx_folder(spec: str) -> Path:
+    """Where this machine keeps the ONNX export of a model spec. A local weights file is keyed by its
+    size and time too, so a replaced file is exported again."""
+    key = spec
+    weights = Path(spec.partition(":")[2])
+    if spec.strip() in ("toy", "toy-clip"):
+        from indexer.toyclip import CHECKPOINT_PATH
+
+        weights = CHECKPOINT_PATH
+    if weights.is_file():
+        st = weights.stat()
+        key += f"-{st.st_size}-{int(st.st_mtime)}"
+    return machine_cache_dir() / "onnx" / re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")[:200]
 
 
 class Library:
     def __init__(self, settings: Settings, catalog: Catalog, models: ModelCache | None = None) -> None:
+        # No --model: the library's own, as it is now (a reembed later switches it under a reader).
+        self._own_model = not settings.model
         if not settings.model:
             settings = settings.replace(model=catalog.active_spec() or DEFAULT_MODEL)
         self.settings = settings
@@ -42,6 +78,8 @@ class Library:
         self.catalog = catalog
         self.models = models or ModelCache(settings.model_idle_unload_s)
         self._images_only = False  # the text tower is not needed any more (an indexing process)
+        self._onnx: OnnxClip | None = None
+        self._onnx_lock = threading.Lock()
         self._checked: set[ModelIdentity] = set()
         self._searcher: Searcher | None = None
         self._search_lock = threading.Lock()  # guards making the searcher and catching up
@@ -55,10 +93,7 @@ class Library:
             raise NoLibrary(
                 f"there is no library in {settings.data_dir} yet: run `photoseek index FOLDER` first"
             )
-        catalog = open_catalog(settings.data_dir)
-        if not settings.model:
-            settings = settings.replace(model=catalog.active_spec() or DEFAULT_MODEL)
-        return cls(settings, catalog, models)
+        return cls(settings, open_catalog(settings.data_dir), models)
 
     def close(self) -> None:
         self.models.clear()
@@ -75,18 +110,54 @@ class Library:
     def clip_key(self) -> str:
         return f"clip:{self.settings.model}@{self.settings.device}"
 
-    def encoder(self) -> Encoder:
-        """The library's CLIP model (torch), loaded on first use; both towers unless images_only()."""
+    def encoder(self) -> Encoder | OnnxClip:
+        """The library's CLIP model for photos and queries: on ONNX Runtime where the `runtime` setting
+        says so (the default on a CPU; indexer/towers.py), else torch. Nothing loads until it is used."""
+        if self.uses_onnx():
+            return self._onnx_clip()
+        return self.torch_encoder()
+
+    def torch_encoder(self) -> Encoder:
+        """The torch model (generation needs its gradients), loaded on first use."""
         return self.models.get(self.clip_key, self._load_clip, self.settings.model_idle_unload_s)
 
-    def loaded_encoder(self) -> Encoder | None:
+    def uses_onnx(self) -> bool:
+        runtime = self.settings.runtime
+        if runtime not in RUNTIMES:
+            raise BadInput(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if runtime == "auto":
+            return cpu_only(self.settings.device) and importlib.util.find_spec("onnxruntime") is not None
+        return runtime == "onnx"
+
+    def _onnx_clip(self) -> OnnxClip:
+        with self._onnx_lock:
+            if self._onnx is None:
+                from indexer.towers import OnnxClip
+
+                folder = onnx_folder(self.settings.model)
+                if not (folder / "onnx_model.json").exists():
+                    self._export_onnx(folder)
+                threads, idle = self.settings.torch_threads, self.settings.model_idle_unload_s
+                self._onnx = OnnxClip(folder, self.models, threads, self.settings.onnx_precision, idle)
+            return self._onnx
+
+    def _export_onnx(self, folder: Path) -> None:
+        from indexer.onnx_export import export
+
+        log.info("exporting %s to ONNX once for this machine (%s)", self.settings.model, folder)
+        export(self.settings.model, folder, int8=self.settings.onnx_precision == "int8")
+
+    def loaded_encoder(self) -> Encoder | OnnxClip | None:
+        """The encoder if any of its towers is in memory (the watcher's status says so)."""
+        if self._onnx is not None:
+            return self._onnx if self._onnx.loaded() else None
         return self.models.peek(self.clip_key)
 
     def images_only(self) -> None:
         """This process embeds images only from now on: free the text tower, and keep it freed when the
         model is loaded again after an idle unload (bench/RESULTS.md: peak RSS while indexing)."""
         self._images_only = True
-        encoder = self.loaded_encoder()
+        encoder = self._onnx or self.models.peek(self.clip_key)
         if encoder is not None:
             encoder.release_text_tower()
 
@@ -109,6 +180,11 @@ class Library:
             if not adopt:
                 raise self.no_photos()
             self.catalog.set_active_model(identity)
+        elif active != identity and self._own_model:
+            raise ModelMismatch(
+                f"the library now uses {active.label}, but this process loaded {identity.label} "
+                f"(`photoseek reembed` switched it): restart `photoseek serve` to load the new model"
+            )
         elif active != identity:
             raise ModelMismatch(
                 f"this library's embeddings were made with {active.label} ({active.dim} dimensions), not "
@@ -189,12 +265,8 @@ class Library:
         searcher = self._searcher
         if self.catalog.last_seq() == searcher.vectors.seq:
             return False
-        active = self.catalog.active_model()
-        if active != searcher.vectors.identity:  # `photoseek reembed` switched the library
-            raise ModelMismatch(
-                f"the library now uses {active.label if active else 'no model'}, but this process loaded "
-                f"{searcher.vectors.identity.label}: restart `photoseek serve` to load the new model"
-            )
+        if self.catalog.active_model() != searcher.vectors.identity:  # `photoseek reembed` switched it
+            self.check_model(searcher.vectors.identity)  # raises, saying what to do
         return searcher.catch_up()
 
     def stored_vector(self, image_id: int) -> np.ndarray:

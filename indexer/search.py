@@ -59,7 +59,11 @@ class Searcher:
         if identity is None:
             raise library.no_photos()
         self.vectors = VectorIndex.open(
-            self.catalog, library.layout.vectors, identity, self.settings.approximate_above
+            self.catalog,
+            library.layout.vectors,
+            identity,
+            self.settings.approximate_above,
+            self.settings.ondisk_above,
         )
 
     def catch_up(self) -> bool:
@@ -67,7 +71,8 @@ class Searcher:
 
     def _encoder(self):
         encoder = self.library.encoder()
-        self.library.check_model(encoder.identity)  # vectors of another model are not comparable
+        if encoder.identity != self.vectors.identity:  # vectors of another model are not comparable
+            self.library.check_model(encoder.identity)
         return encoder
 
     # -- query vectors ------------------------------------------------------------------------------

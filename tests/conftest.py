@@ -56,7 +56,10 @@ def read_manifest(root: Path) -> dict[str, dict]:
 def make_settings(data_dir: Path, **overrides):
     from indexer.settings import Settings
 
-    base = dict(data_dir=data_dir, model="toy", device="cpu", workers=0, batch_size=32, torch_threads=2)
+    # runtime torch: the tests hand the library the session's toy encoder (library_for); the ONNX
+    # runtime has tests of its own (tests/test_onnx*.py) and the CLI tests run the default.
+    base = dict(data_dir=data_dir, model="toy", device="cpu", runtime="torch", workers=0, batch_size=32)
+    base["torch_threads"] = 2
     base.update(overrides)
     return Settings(**base)
 

@@ -31,9 +31,8 @@ def big_library(tmp_path_factory) -> Path:
     """PHOTOS copies of one 2 MP JPEG under distinct names (each is read, hashed and decoded anew)."""
     root = tmp_path_factory.mktemp("busy-photos")
     buf = io.BytesIO()
-    render(Spec("red", "circle", "grey background"), (1600, 1200), np.random.default_rng(0)).save(
-        buf, format="JPEG", quality=92
-    )
+    small = render(Spec("red", "circle", "grey background"), (320, 240), np.random.default_rng(0))
+    small.resize((1600, 1200)).save(buf, format="JPEG", quality=92)
     for i in range(PHOTOS):
         (root / f"photo_{i:04d}.jpg").write_bytes(buf.getvalue())
     return root
