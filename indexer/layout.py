@@ -19,6 +19,7 @@ the tag vocabulary's embeddings, exported model files. Every data dir on the mac
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,40 @@ class DataDir:
         root = self.root.resolve()
         names = (self.thumbs, self.vectors, self.previews, self.legacy_tags)
         return {str(root / p.name) for p in names}
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp(\d*)$")  # ".NAME.tmpPID": written, then renamed over NAME
+
+
+def remove_stale_temporaries(*folders: Path) -> list[Path]:
+    """Half-written files of processes that died before renaming them (a kill during a save); a file
+    whose writer is alive is left alone. Call it holding the writer lock: then no other writer runs."""
+    removed = []
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            m = _TEMPORARY.match(name)
+            if m and not (m.group(1) and _alive(int(m.group(1)))):
+                path = folder / name
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def machine_cache_dir() -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 
 from indexer.catalog.store import Catalog, ModelIdentity, open_catalog
 from indexer.errors import BadInput, ModelMismatch, NoLibrary, UnknownImage
-from indexer.layout import DataDir, machine_cache_dir
+from indexer.layout import DataDir, machine_cache_dir, remove_stale_temporaries
 from indexer.lock import WriterLock
 from indexer.models import ModelCache
 from indexer.settings import DEFAULT_MODEL, Settings
@@ -222,6 +222,8 @@ class Library:
         from indexer.writer import Writer
 
         self.check_model_early()
+        for path in remove_stale_temporaries(self.layout.root, self.layout.vectors):
+            log.info("removed %s, left half-written by a process that was killed", path.name)
         return Writer(
             self.settings,
             self.catalog,

@@ -91,3 +91,20 @@ def test_watch_workers_die_with_a_killed_watch(tmp_path, big_library):
     shutil.copytree(big_library, root)
     proc = start(data, "watch", str(root), "--workers", "2")
     kill_mid_run_and_check(proc, data)
+
+
+def test_half_written_files_of_a_killed_process_are_removed(tmp_path, toy_encoder):
+    from tests.conftest import open_library
+
+    library = open_library(tmp_path / "data", toy_encoder)
+    vectors = library.layout.vectors
+    vectors.mkdir(parents=True)
+    dead = vectors / ".photoseek-toy.faiss.tmp4194000"  # above Linux's default pid_max: nobody's
+    mine = vectors / f".photoseek-toy.faiss.tmp{os.getpid()}"  # a writer still at work
+    status = library.layout.root / ".watch-status.json.tmp"  # written only by the writer-lock holder
+    for path in (dead, mine, status):
+        path.write_bytes(b"half")
+    with library.writer_lock():
+        library.writer()
+    assert not dead.exists() and not status.exists() and mine.exists()
+    library.close()
