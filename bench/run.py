@@ -51,14 +51,32 @@ def plan_for(device: str, quick: bool) -> Plan:
     )  # fmt: skip
 
 
-def run_indexing(report: Report, plan: Plan, device: str, model: str, sections: set[str]) -> None:
+def bench_encoder(model: str, device: str, runtime: str):
+    """The encoder the suite measures: torch's, or the ONNX towers the library would run."""
+    from indexer.encoder import load_encoder
+
+    if runtime == "torch":
+        return load_encoder(model, device)
+    from indexer.library import onnx_folder
+    from indexer.models import ModelCache
+    from indexer.onnx_export import export
+    from indexer.towers import OnnxClip
+
+    folder = onnx_folder(model)
+    if not (folder / "onnx_model.json").exists():
+        export(model, folder)
+    return OnnxClip(folder, ModelCache())
+
+
+def run_indexing(
+    report: Report, plan: Plan, device: str, model: str, sections: set[str], runtime: str = "torch"
+) -> None:
     import torch
 
     from bench import indexing
-    from indexer.encoder import load_encoder
     from indexer.settings import Settings
 
-    encoder = load_encoder(model, device)
+    encoder = bench_encoder(model, device, runtime)
     size = encoder.image_size
     folders = {name: corpus(name, n, processes=os.cpu_count() or 1) for name, n in plan.corpora.items()}
     for name, folder in folders.items():
@@ -96,7 +114,7 @@ def run_indexing(report: Report, plan: Plan, device: str, model: str, sections: 
                         note,
                     )
     if "indexing" in sections:
-        base = Settings(model=model, device=device, batch_size=plan.batch_size)
+        base = Settings(model=model, device=device, runtime=runtime, batch_size=plan.batch_size)
         # On CUDA: JPEGs decoded on the GPU (the default there) and, for comparison, by the workers.
         decoders = (True, False) if device == "cuda" else (False,)
         for name, folder in folders.items():
@@ -161,12 +179,13 @@ def run_gpu(report: Report, plan: Plan, folders: dict) -> None:
             report.add("gpu", f"{name} nvJPEG {stage}, batch {plan.batch_size}", rate, "img/s", note)
 
 
-def run_queries(report: Report, plan: Plan, device: str, model: str, sections: set[str]) -> None:
+def run_queries(
+    report: Report, plan: Plan, device: str, model: str, sections: set[str], runtime: str = "torch"
+) -> None:
     from bench import query
-    from indexer.encoder import load_encoder
     from indexer.settings import Settings
 
-    encoder = load_encoder(model, device)
+    encoder = bench_encoder(model, device, runtime)
     above = Settings().approximate_above
     for n in plan.catalog_sizes:
         started = time.perf_counter()
@@ -175,7 +194,7 @@ def run_queries(report: Report, plan: Plan, device: str, model: str, sections: s
             f"catalog of {n:,}: {time.perf_counter() - started:.1f} s (cached after the first run)",
             flush=True,
         )
-        settings = Settings(data_dir=data_dir, model=model, device=device)
+        settings = Settings(data_dir=data_dir, model=model, device=device, runtime=runtime)
         if "vector-index" in sections:
             query.bench_index(report, n, data_dir, encoder, min(plan.queries, 50 if n >= 1_000_000 else 200))
         if "query" in sections:
@@ -209,10 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", nargs="+", type=int, help="decoding processes to try on the 3 MP corpus")
     ap.add_argument("--sizes", nargs="+", type=int, help="catalog sizes for the query figures")
     ap.add_argument("--no-markdown", action="store_true", help="write the JSON only, not RESULTS.md")
+    ap.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="what runs CLIP, in process and in the photoseek processes started [torch: the history's]",
+    )
     args = ap.parse_args(argv)
+    os.environ["PHOTOSEEK_RUNTIME"] = args.runtime  # serve and CLI processes the suite starts
     sections = set(args.only or SECTIONS)
     report = Report(machine.describe())
-    title = f"bench.run --device {args.device}{' --quick' if args.quick else ''}"
+    title = f"bench.run --device {args.device} --runtime {args.runtime}{' --quick' if args.quick else ''}"
     if args.device == "cuda":
         from bench.gpu import cuda_available
 
@@ -234,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, worker_variants=tuple(args.workers))
     started = time.perf_counter()
     if sections & {"decode", "indexing", "rss"}:
-        run_indexing(report, plan, args.device, model, sections)
+        run_indexing(report, plan, args.device, model, sections, args.runtime)
     if sections & {"vector-memory", "vector-index", "query", "startup", "watch"}:
-        run_queries(report, plan, args.device, model, sections)
+        run_queries(report, plan, args.device, model, sections, args.runtime)
     report.add("suite", "total run time", time.perf_counter() - started, "s")
     path = report.save_json(f"{time.strftime('%Y%m%d-%H%M%S')}-{args.device}{'-quick' if args.quick else ''}")
     if not args.no_markdown:
