@@ -394,6 +394,13 @@ class VectorIndex:
                 return self.index
         return self._gpu
 
+    def ids(self) -> np.ndarray:
+        """The image ids this index holds, sorted: what checks compare with the catalog."""
+        with self._lock:
+            if self.layered is not None:
+                return self.layered.ids()
+            return np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+
     def vector(self, image_id: int) -> np.ndarray | None:
         """The stored vector of an image in the index; None if the index does not hold it."""
         with self._lock:

@@ -422,6 +422,19 @@ class LayeredIndex:
                 pass
         return bool(self.base.contains(ids)[0]) and not np.isin(ids, self.shadow.ids)[0]
 
+    def ids(self) -> np.ndarray:
+        """Every id the index answers with, sorted (tests and checks; reads all base ids)."""
+        base = np.asarray(self.base.ids)
+        if len(self.shadow.ids):
+            base = base[~np.isin(base, self.shadow.ids)]
+        lists = self.delta.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(self.delta.nlist)
+            if lists.list_size(i)
+        ]
+        return np.union1d(base, np.concatenate(parts)) if parts else base.copy()
+
     # -- persistence of the delta -------------------------------------------------------------------
     def delta_bytes(self) -> bytes:
         buf = io.BytesIO()
