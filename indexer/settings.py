@@ -48,6 +48,7 @@ class Settings:
     port: int = 8765
     auth_token: str = ""  # required to bind anything but loopback (or PHOTOSEEK_AUTH_TOKEN)
     approximate_above: int = 200_000  # vectors; above this an approximate (IVF) index is used; 0: never
+    ondisk_above: int = 5_000_000  # vectors; above this the IVF-PQ index on disk (docs/scale.md); 0: never
     max_upload_mb: float = 20.0
     thumb_size: int = 320
     # tags
