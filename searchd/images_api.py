@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, request, send_file
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("images", __name__)
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 THUMB_MAX_AGE_S = 86400
 FILE_MAX_AGE_S = 3600
 
@@ -107,10 +109,16 @@ def image_file(image_id: int):
     # conditional: Range and If-Modified-Since for large originals; download_name sets an inline
     # Content-Disposition with the photo's own name (RFC 5987-encoded when it is not ASCII).
     response = send_file(
-        real, conditional=True, download_name=os.path.basename(row.path), max_age=FILE_MAX_AGE_S
+        real, conditional=True, download_name=_header_safe(os.path.basename(row.path)), max_age=FILE_MAX_AGE_S
     )
     response.cache_control.private = True
     return response
+
+
+def _header_safe(name: str) -> str:
+    """A file name as it may appear in a header: a newline or other control character (legal in a
+    POSIX name) would end the header, so each becomes "_"; the file itself is served unchanged."""
+    return _CONTROL.sub("_", name) or "photo"
 
 
 def _cache_headers(response, etag: str, max_age: int):

@@ -1,5 +1,13 @@
 """The OpenAPI 3.1 description of the HTTP API, written by hand (docs/api.md is the prose version).
 
+It must be exact: schemathesis (tests/test_schemathesis.py) sends what it describes and checks that
+valid requests are answered, invalid ones refused with a documented status, and every answer has the
+documented status, type and shape. So bounds come from the code that enforces them (searchd.params,
+searchd.budgets), and what every route shares is added by `spec()` from the app as configured: the
+400 of a foreign Host (searchd/hosts.py), the 403 of a cross-site request and the X-Photoseek header
+that every POST needs (searchd/origins.py), the 413 of a body over its limit (searchd/budgets.py),
+and, with a token, the 401 and 429 and the security requirement (searchd/auth.py).
+
 Other features describe their routes with `add_paths(app, {...})` from their init_app; a test checks
 that every /api route registered in the app appears here.
 """
@@ -7,50 +15,140 @@ that every /api route registered in the app appears here.
 from __future__ import annotations
 
 import copy
-import re
 
 from flask import Flask
 
+from indexer.tags.vocabulary import MAX_TAG_LENGTH
+from searchd import auth, budgets, origins
+from searchd.params import DEFAULT_LIMIT, MAX_IMAGE_ID, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, MAX_WEIGHT
+
 EXTENSION = "photoseek.openapi"
+NO_NUL = "^[^\\u0000]*$"
+# q: no NUL, and at most MAX_QUERY_PARTS parts separated by '|'.
+Q_PATTERN = f"^[^|\\u0000]*(\\|[^|\\u0000]*){{0,{budgets.MAX_QUERY_PARTS - 1}}}$"
+TYPE_PATTERN = "^(\\.?[A-Za-z0-9]{1,16})?$"
+DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# A taken-at time as EXIF records it: the local time of the camera, without a UTC offset (so not an
+# RFC 3339 date-time).
+LOCAL_TIME_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?$"
+# Comma-separated labels of which at least two hold something besides spaces.
+_PART = "[^,]*[^,\\s][^,]*"
+LABELS_PATTERN = f"^(?:[^,]*,)*{_PART},(?:[^,]*,)*{_PART}(?:,[^,]*)*$"
+MAX_INT_TEXT = 10**12 - 1  # searchd.params reads at most 12 digits
 
 
 def _q(name: str, schema: dict, description: str, required: bool = False, where: str = "query") -> dict:
     return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
 
 
-_STR, _INT, _NUM, _DATE = (
-    {"type": "string"},
-    {"type": "integer"},
-    {"type": "number"},
-    {"type": "string", "format": "date"},
-)
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_TEXT = {"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": NO_NUL}
+_Q = {"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": Q_PATTERN}
+_DATE = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_IMAGE_ID}
+_TAG = {"type": "string", "maxLength": MAX_TAG_LENGTH}
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_INT_TEXT, "default": DEFAULT_LIMIT}
+_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}
+_MIN_SCORE = {"type": "number", "minimum": -1, "maximum": 1}
+_IMAGE_WEIGHT = {"type": "number", "minimum": -MAX_WEIGHT, "maximum": MAX_WEIGHT, "default": 1}
+_TYPE = {"type": "string", "pattern": TYPE_PATTERN}
+_LIST = budgets.MAX_LIST_VALUES
 IMAGE_ID = _q("image_id", {"type": "integer", "minimum": 1}, "The image's id", True, "path")
 ERROR = {
-    "description": "An error",
+    "description": "An error, with a sentence that says what to do",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 
 
-def _json(ref: str, description: str = "OK") -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+def _json(ref_or_schema: str | dict, description: str = "OK") -> dict:
+    schema = {"$ref": ref_or_schema} if isinstance(ref_or_schema, str) else ref_or_schema
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _nullable(schema: dict) -> dict:
+    out = dict(schema)
+    out["type"] = [schema["type"], "null"]
+    return out
+
+
+def _one_or_list(item: dict) -> dict:
+    return {"anyOf": [item, {"type": "array", "items": item, "maxItems": _LIST}, {"type": "null"}]}
 
 
 SEARCH_PARAMS = [
-    _q("q", _STR, "Query language of `photoseek search`: parts separated by '|', optional ':WEIGHT', '#ID'"),
-    _q("like", {"type": "array", "items": _INT}, "More like this indexed image (repeatable)"),
-    _q("minus", {"type": "array", "items": _STR}, "Text to steer away from, weight -1 (repeatable)"),
-    _q("limit", {"type": "integer", "minimum": 1, "default": 40}, "Page size; values above 200 are capped"),
-    _q("offset", {"type": "integer", "minimum": 0, "maximum": 100000, "default": 0}, "Results to skip"),
-    _q("folder", _STR, "Only photos under this absolute folder (subfolders included)"),
+    _q(
+        "q",
+        _Q,
+        "Query language of `photoseek search`: parts separated by '|', each with an optional ':WEIGHT' "
+        f"(-{MAX_WEIGHT:g}..{MAX_WEIGHT:g}, at least one positive), '#ID' an indexed image",
+    ),
+    _q(
+        "like",
+        {"type": "array", "items": _ID, "maxItems": _LIST},
+        "More like this indexed image (repeatable)",
+    ),
+    _q("minus", {"type": "array", "items": _TEXT, "maxItems": _LIST}, "Text to steer away from (repeatable)"),
+    _q("limit", _LIMIT, f"Page size; values above {MAX_LIMIT} are capped"),
+    _q("offset", _OFFSET, "Results to skip"),
+    _q("folder", _TEXT, "Only photos under this absolute folder (subfolders included)"),
     _q("date_from", _DATE, "Taken on or after (EXIF date, else file date)"),
-    _q("date_to", _DATE, "Taken on or before"),
-    _q("camera", _STR, "Exact camera name as listed by /api/facets"),
-    _q("type", _STR, "File type: jpeg, png, heif, ..."),
-    _q("tag", {"type": "array", "items": _STR}, "Accepted tag (repeatable: all required)"),
-    _q("generated", {"type": "string", "enum": ["1", "0"]}, "Only generated (1) or only camera (0) images"),
-    _q("min_score", {"type": "number", "minimum": -1, "maximum": 1}, "Drop results scoring below"),
-    _q("image_weight", _NUM, "Weight of an uploaded image (POST), default 1"),
+    _q("date_to", _DATE, "Taken on or before (before date_from: nothing matches)"),
+    _q("camera", _TEXT, "Exact camera name as listed by /api/facets"),
+    _q("type", _TYPE, "File type: jpeg, png, heif, ..."),
+    _q("tag", {"type": "array", "items": _TAG, "maxItems": _LIST}, "Accepted tag (repeatable: all required)"),
+    _q(
+        "generated",
+        {"type": "string", "enum": ["1", "0", "true", "false"]},
+        "Only generated (1) or camera (0)",
+    ),
+    _q("min_score", _MIN_SCORE, "Drop results scoring below"),
+    _q("image_weight", _IMAGE_WEIGHT, "Weight of an uploaded image (POST)"),
 ]
+# The same fields in a JSON body (searchd.params.JSON_FIELDS): typed, lists for the repeatable ones.
+SEARCH_JSON = {
+    "type": "object",
+    "additionalProperties": False,
+    "maxProperties": budgets.MAX_JSON_KEYS,
+    "properties": {
+        "q": _nullable(_Q),
+        "like": _one_or_list(_ID),
+        "minus": _one_or_list(_TEXT),
+        "limit": _nullable(_LIMIT),
+        "offset": _nullable(_OFFSET),
+        "folder": _nullable(_TEXT),
+        "date_from": _nullable(_DATE),
+        "date_to": _nullable(_DATE),
+        "camera": _nullable(_TEXT),
+        "type": _nullable(_TYPE),
+        "tag": _one_or_list(_TAG),
+        "generated": {"type": ["boolean", "null"]},
+        "min_score": _nullable(_MIN_SCORE),
+        "image_weight": _nullable(_IMAGE_WEIGHT),
+    },
+}
+# A form carries text: the text fields take whatever is written in them (an object arrives as its
+# JSON text), so only their length and the NUL are constrained; numbers, dates and ids are checked.
+_FORM_TEXT = {"maxLength": MAX_QUERY_CHARS, "pattern": NO_NUL}
+_FORM_TEXT_FIELDS = {
+    "q": {"maxLength": MAX_QUERY_CHARS, "pattern": Q_PATTERN},
+    "minus": {"items": _FORM_TEXT, "maxItems": _LIST},
+    "folder": _FORM_TEXT,
+    "camera": _FORM_TEXT,
+    "tag": {"items": {"maxLength": MAX_TAG_LENGTH}, "maxItems": _LIST},
+}
+SEARCH_FORM = {
+    "type": "object",
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "The example photo"},
+        **{p["name"]: p["schema"] for p in SEARCH_PARAMS},
+        **_FORM_TEXT_FIELDS,
+    },
+}
+UPLOAD_ENCODING = {
+    "image": {"contentType": "image/png, image/jpeg, image/webp, image/gif, image/heic, image/*"}
+}
 
 RESULT_PROPS = {
     "id": _INT,
@@ -60,7 +158,11 @@ RESULT_PROPS = {
     "folder": _STR,
     "width": {"type": ["integer", "null"]},
     "height": {"type": ["integer", "null"]},
-    "taken_at": {"type": ["string", "null"], "format": "date-time"},
+    "taken_at": {
+        "type": ["string", "null"],
+        "pattern": LOCAL_TIME_PATTERN,
+        "description": "Local time, no offset",
+    },
     "camera": {"type": ["string", "null"]},
     "format": {"type": ["string", "null"]},
     "caption": {"type": ["string", "null"]},
@@ -68,6 +170,7 @@ RESULT_PROPS = {
     "thumb": _STR,
     "file": _STR,
 }
+_SEARCH_STATUSES = {"404": ERROR, "409": ERROR, "503": ERROR}  # an unknown #ID, another model, no model
 
 BASE: dict = {
     "openapi": "3.1.0",
@@ -75,18 +178,20 @@ BASE: dict = {
         "title": "photoseek searchd",
         "version": "1",
         "description": "Semantic photo search. With a token configured, /api routes need "
-        "'Authorization: Bearer TOKEN' or the cookie set by POST /api/login.",
+        "'Authorization: Bearer TOKEN' or the session cookie set by POST /api/login. Every POST needs "
+        "'X-Photoseek: 1'. docs/security.md has the threat model.",
     },
     "components": {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "photoseek_token"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": auth.COOKIE},
         },
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": _STR}},
-            "Result": {"type": "object", "properties": RESULT_PROPS},
+            "Result": {"type": "object", "required": list(RESULT_PROPS), "properties": RESULT_PROPS},
             "SearchResponse": {
                 "type": "object",
+                "required": ["results", "offset", "next_offset", "query_ms"],
                 "properties": {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
                     "offset": _INT,
@@ -118,45 +223,47 @@ BASE: dict = {
                     },
                 },
             },
+            "Facets": {
+                "type": "object",
+                "required": ["folders", "cameras", "types", "tags", "date_min", "date_max", "count"],
+                "properties": {
+                    "folders": {"type": "array", "items": _STR},
+                    "cameras": {"type": "array", "items": _STR},
+                    "types": {"type": "array", "items": _STR},
+                    "tags": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"name": _STR, "count": _INT}},
+                    },
+                    "date_min": {"type": ["string", "null"]},
+                    "date_max": {"type": ["string", "null"]},
+                    "count": _INT,
+                },
+            },
         },
     },
-    "security": [{}, {"bearer": []}, {"cookie": []}],
     "paths": {
         "/api/search": {
             "get": {
                 "summary": "Search by text, by indexed image, or browse the newest photos (no query)",
                 "parameters": SEARCH_PARAMS,
-                "responses": {
-                    "200": _json("#/components/schemas/SearchResponse"),
-                    "400": ERROR,
-                    "401": ERROR,
-                },
+                "responses": {"200": _json("#/components/schemas/SearchResponse"), **_SEARCH_STATUSES},
             },
             "post": {
                 "summary": "Search with an uploaded image (multipart field 'image') or a JSON body",
                 "requestBody": {
+                    "required": True,
                     "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"image": {"type": "string", "format": "binary"}, "q": _STR},
-                            }
-                        },
-                        "application/json": {"schema": {"type": "object"}},
-                    }
+                        "multipart/form-data": {"schema": SEARCH_FORM, "encoding": UPLOAD_ENCODING},
+                        "application/json": {"schema": SEARCH_JSON},
+                    },
                 },
-                "responses": {
-                    "200": _json("#/components/schemas/SearchResponse"),
-                    "400": ERROR,
-                    "401": ERROR,
-                    "413": ERROR,
-                },
+                "responses": {"200": _json("#/components/schemas/SearchResponse"), **_SEARCH_STATUSES},
             },
         },
         "/api/facets": {
             "get": {
                 "summary": "Values the filters can take: folders, cameras, types, accepted tags, date range",
-                "responses": {"200": {"description": "Facets"}, "401": ERROR},
+                "responses": {"200": _json("#/components/schemas/Facets")},
             }
         },
         "/api/images/{image_id}": {
@@ -172,7 +279,7 @@ BASE: dict = {
                 "parameters": [IMAGE_ID],
                 "responses": {
                     "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
-                    "304": {"description": "Not modified"},
+                    "304": {"description": "Not modified (If-None-Match)"},
                     "403": ERROR,
                     "404": ERROR,
                 },
@@ -182,84 +289,87 @@ BASE: dict = {
             "get": {
                 "summary": "The original file (only from inside the library's folders)",
                 "parameters": [IMAGE_ID],
-                "responses": {"200": {"description": "The file"}, "403": ERROR, "404": ERROR},
+                "responses": {
+                    "200": {"description": "The file, with its own media type", "content": {"*/*": {}}},
+                    "206": {"description": "Part of the file (Range)", "content": {"*/*": {}}},
+                    "304": {"description": "Not modified (If-Modified-Since)"},
+                    "403": ERROR,
+                    "404": ERROR,
+                    "416": {"description": "Range not satisfiable"},
+                },
             }
         },
         "/api/login": {
             "post": {
-                "summary": "Exchange the token for an HttpOnly cookie",
+                "summary": "Open a session with the token: an HttpOnly session cookie (never the token)",
                 "requestBody": {
+                    "required": True,
                     "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {"token": _STR}}}
-                    }
+                        "application/json": {
+                            "schema": {"type": "object", "required": ["token"], "properties": {"token": _STR}}
+                        }
+                    },
                 },
-                "responses": {"200": {"description": "Logged in"}, "400": ERROR, "401": ERROR},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["ok", "auth"],
+                            "properties": {"ok": {"const": True}, "auth": {"type": "boolean"}},
+                        },
+                        "Logged in (auth false: this server needs no token)",
+                    ),
+                    "401": ERROR,
+                    "429": ERROR,
+                },
             }
         },
         "/api/logout": {
-            "post": {"summary": "Forget the cookie", "responses": {"200": {"description": "OK"}}}
+            "post": {
+                "summary": "End the session on the server and forget its cookie",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["ok", "ended"],
+                            "properties": {"ok": {"const": True}, "ended": {"type": "boolean"}},
+                        },
+                        "Logged out (ended: there was a session to end)",
+                    )
+                },
+            }
         },
         "/api/openapi.json": {
-            "get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI"}}}
+            "get": {
+                "summary": "This description",
+                "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI")},
+            }
         },
         "/healthz": {
             "get": {
-                "summary": "Liveness, image count, change sequence and model (no auth)",
-                "security": [{}],
-                "responses": {"200": {"description": "OK"}},
+                "summary": "Liveness, image count, change sequence and model (no token needed)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status", "images", "seq", "model"],
+                            "properties": {
+                                "status": {"const": "ok"},
+                                "images": _INT,
+                                "seq": _INT,
+                                "model": {"type": ["string", "null"]},
+                            },
+                        }
+                    )
+                },
             }
         },
         "/metrics": {
-            "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text"}}}
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {}}}},
+            }
         },
-    },
-}
-
-
-JOB_ID = _q("job_id", {"type": "integer", "minimum": 1}, "The generation job's id", True, "path")
-_OK = {"200": {"description": "OK"}}
-
-# Routes of the other features (searchd/generate_api.py, searchd/tags_api.py), for those that do not
-# describe themselves with add_paths; see their modules.
-FEATURE_PATHS: dict = {
-    "/api/generate": {
-        "post": {
-            "summary": "Queue a VQGAN+CLIP generation job: JSON {prompt, size, steps, seed, ...} -> 202 {id}",
-            "responses": {"202": {"description": "Queued"}, "400": ERROR},
-        },
-        "get": {"summary": "The newest generation jobs (?limit=50)", "responses": _OK},
-    },
-    "/api/generate/{job_id}": {
-        "get": {"summary": "One job: status, progress, result", "parameters": [JOB_ID], "responses": _OK}
-    },
-    "/api/generate/{job_id}/preview": {
-        "get": {
-            "summary": "The newest preview PNG of a job",
-            "parameters": [JOB_ID],
-            "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "404": ERROR},
-        }
-    },
-    "/api/generate/{job_id}/cancel": {
-        "post": {
-            "summary": "Cancel a queued or running job",
-            "parameters": [JOB_ID],
-            "responses": {"200": {"description": "The job"}, "404": ERROR, "409": ERROR},
-        }
-    },
-    "/api/tags": {"get": {"summary": "Tags with their counts", "responses": _OK}},
-    "/api/images/{image_id}/tags": {
-        "get": {"summary": "An image's tags", "parameters": [IMAGE_ID], "responses": _OK},
-        "post": {
-            "summary": 'Change an image\'s tag: JSON {"name", "action": "accept|reject|add|remove"}',
-            "parameters": [IMAGE_ID],
-            "responses": {"200": {"description": "The image's tags"}, "400": ERROR, "404": ERROR},
-        },
-    },
-    "/api/classify": {
-        "post": {
-            "summary": "Zero-shot classify an uploaded image or an indexed image's id against labels",
-            "responses": {"200": {"description": "Label scores"}, "400": ERROR},
-        }
     },
 }
 
@@ -272,14 +382,37 @@ def add_paths(app: Flask, paths: dict) -> None:
 def spec(app: Flask) -> dict:
     doc = copy.deepcopy(BASE)
     doc["paths"].update(copy.deepcopy(app.extensions.get(EXTENSION, {})))
-    # A feature's routes are described only when the app has them (each feature may be absent).
-    registered = {_template(rule.rule) for rule in app.url_map.iter_rules()}
-    for path, ops in FEATURE_PATHS.items():
-        if path in registered and path not in doc["paths"]:  # a feature's own description wins
-            doc["paths"][path] = copy.deepcopy(ops)
+    gate = app.extensions.get(auth.EXTENSION)
+    token = bool(gate is not None and gate.token)
+    required = [{"bearer": []}, {"cookie": []}]
+    doc["security"] = required if token else [{}]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            _shared(path, method, op, token, required)
     return doc
 
 
-def _template(rule: str) -> str:
-    """/api/images/<int:image_id> -> /api/images/{image_id}"""
-    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+def _shared(path: str, method: str, op: dict, token: bool, required: list) -> None:
+    """What every route of this app answers besides its own statuses (see the module's docstring)."""
+    responses = op.setdefault("responses", {})
+    responses.setdefault("400", ERROR)  # a Host this server does not answer to, at least
+    if origins.guarded(path):
+        responses.setdefault("403", ERROR)
+    if token and auth.guarded(path):
+        responses.setdefault("401", ERROR)
+        responses.setdefault("429", ERROR)
+        op["security"] = required
+    elif token:
+        op["security"] = [{}]  # open even with a token: the login itself, /healthz
+    if method.upper() not in origins.SAFE_METHODS:
+        responses.setdefault("413", ERROR)
+        header = {
+            "name": origins.HEADER,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "enum": [origins.HEADER_VALUE]},
+            "description": "Proves the request is not a form or another site's page (docs/security.md)",
+        }
+        params = op.setdefault("parameters", [])
+        if not any(p.get("name") == origins.HEADER for p in params):
+            params.append(header)
