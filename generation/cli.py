@@ -163,7 +163,7 @@ def fetch_vqgan_command(settings, name: str, dest: Path | None, base_url: str | 
     Then set `vqgan = "CONFIG.yaml,MODEL.ckpt"` in photoseek.toml (the command prints the line), and
     `photoseek serve` and `photoseek generate` use it.
     """
-    folder = dest or Path(settings.data_dir) / "vqgan"
+    folder = dest or settings.layout.vqgans
     try:
         config, checkpoint = fetch_vqgan(name, folder, base_url=base_url, timeout=timeout, echo=click.echo)
     except FetchError as exc:

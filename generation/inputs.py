@@ -22,7 +22,6 @@ from indexer.catalog.schema import Image as ImageRow
 from indexer.decode import DecodeError, decode_bytes
 from indexer.errors import BadInput
 
-INPUTS_DIR = "generation-inputs"
 MAX_INPUT_SIDE = 1024  # an init image is resized to the output (at most 1024 per side) anyway
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 MAX_INPUT_MEGAPIXELS = 64.0  # a picture to start from or aim at needs no more (issue 12: bounded cost)

@@ -3,8 +3,9 @@
 A job's life: queued -> running -> done | failed | cancelled. The catalog row is the truth (so the
 queue survives a restart: start() picks it up again); the running job's latest preview lives only in
 memory. One worker thread owns the models: the CLIP encoder comes from the caller (searchd shares its
-own), the VQGAN is loaded on the first job (load_vqgan, the one place that loads it) and let go after
-`idle_unload_s` without work, which gives the memory (GPU memory, on a GPU box) back to search.
+own), the VQGAN is loaded on the first job through the model cache (load_vqgan, the one place that
+loads it) and let go after `idle_unload_s` without work, which gives the memory (GPU memory, on a GPU
+box) back to search.
 
 A job's params are GenerationOptions' (seed resolved at submit, so the list shows it) plus where its
 pictures come from: "init_image_id" (a library image) or "init_upload" (a stored upload, see
@@ -25,10 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from generation.inputs import (
-    INPUTS_DIR,
     InputError,
     library_image_path,
     open_library_image,
@@ -49,6 +47,8 @@ from indexer.catalog import Catalog, GenerationJob
 from indexer.catalog import jobs as queries
 from indexer.catalog.store import utcnow
 from indexer.errors import Conflict, NotFound, TooMany
+from indexer.layout import DataDir
+from indexer.models import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +93,24 @@ class JobRunner:
         idle_unload_s: float = 600.0,
         inputs_dir: Path | None = None,
         max_queued: int = MAX_QUEUED,
+        models: ModelCache | None = None,
     ) -> None:
         self.catalog = catalog
         self.generated_dir = Path(generated_dir)
-        self.inputs_dir = Path(inputs_dir) if inputs_dir else self.generated_dir.parent / INPUTS_DIR
+        data_dir = DataDir(self.generated_dir.parent)
+        self.inputs_dir = Path(inputs_dir) if inputs_dir else data_dir.generation_inputs
         self.encoder_provider = encoder_provider
         self.vqgan_spec = vqgan_spec or None  # "CONFIG.yaml,MODEL.ckpt"; None: the shipped tiny VQGAN
         self.vqgan_info = describe_vqgan(self.vqgan_spec)  # checks the files exist, at start-up
         self.max_queued = max_queued
         self.on_result = on_result  # e.g. hand the new PNG to the indexer straight away
-        self.idle_unload_s = idle_unload_s
+        self.idle_unload_s = idle_unload_s  # the model cache lets the VQGAN go after this long unused
+        self.models = models or ModelCache()  # the library's, in searchd: its follower sweeps idle models
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
         self._cancel: set[int] = set()
         self._previews: OrderedDict[int, bytes] = OrderedDict()
-        self._vqgan: VQGAN | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -234,7 +236,6 @@ class JobRunner:
 
     # -- the worker -------------------------------------------------------------------------------
     def _work(self) -> None:
-        idle_since = time.monotonic()
         while True:
             # Clear first, then look: a submit() or close() after this line sets the event again,
             # so the wait below cannot sleep through it.
@@ -246,16 +247,12 @@ class JobRunner:
                 job_id = self._claim_next()
                 if job_id is not None:
                     self._run(job_id)
-                    idle_since = time.monotonic()
                     continue
             except Exception:  # the catalog failed us (disk full, closed): pause and retry, never die
                 log.exception("generation worker could not use the catalog")
                 self._wake.wait(timeout=CATALOG_RETRY_S)
                 continue
-            if self._vqgan is not None and time.monotonic() - idle_since >= self.idle_unload_s:
-                self._release_vqgan()
-            # Sleep until a submit() or close(); with a VQGAN loaded, only until it is due to go.
-            self._wake.wait(timeout=None if self._vqgan is None else self.idle_unload_s)
+            self._wake.wait()  # until a submit() or close()
 
     def _claim_next(self) -> int | None:
         while True:
@@ -352,16 +349,10 @@ class JobRunner:
         remove_upload(self.inputs_dir, stored)
 
     def load_vqgan(self, device: str) -> VQGAN:
-        """The VQGAN, loaded on first use. The one place that loads it (a model cache can take over here);
-        only the worker thread loads or drops it, so no lock is needed around it."""
-        if self._vqgan is None:
-            self._vqgan = load_vqgan_spec(self.vqgan_spec, device)
-        return self._vqgan
-
-    def _release_vqgan(self) -> None:
-        self._vqgan = None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        """The VQGAN, through the model cache (indexer/models.py): loaded on first use, let go after
+        idle_unload_s without a job, its memory (GPU memory on a GPU box) handed back to search."""
+        key = f"vqgan:{self.vqgan_spec or 'tiny'}@{device}"
+        return self.models.get(key, lambda: load_vqgan_spec(self.vqgan_spec, device), self.idle_unload_s)
 
     def _keep_preview(self, job_id: int, image) -> None:
         buf = io.BytesIO()

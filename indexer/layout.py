@@ -7,6 +7,8 @@ A data dir belongs to one library:
     thumbs/              thumbnails by content hash (a cache)
     generated/           PNGs made by generation; indexed like any photo folder
     previews/            `photoseek generate --preview-every` snapshots (never indexed)
+    generation-inputs/   start images uploaded for generation jobs, kept until the job ends
+    vqgan/               VQGAN checkpoints `photoseek fetch-vqgan` downloaded
     writer.lock          held by the one writer (indexer/lock.py)
     watch-status.json    what `photoseek watch` is doing, for `photoseek status`
     serve.json           where a running `photoseek serve` listens (the CLI asks it instead of loading)
@@ -52,6 +54,14 @@ class DataDir:
         return self.root / "previews"
 
     @property
+    def generation_inputs(self) -> Path:
+        return self.root / "generation-inputs"
+
+    @property
+    def vqgans(self) -> Path:
+        return self.root / "vqgan"
+
+    @property
     def writer_lock(self) -> Path:
         return self.root / "writer.lock"
 
@@ -76,7 +86,8 @@ class DataDir:
         """Folders of ours that a scan must never index, should the data dir lie inside a root.
         generated/ is not among them: generated images are photos of the library."""
         root = self.root.resolve()
-        names = (self.thumbs, self.vectors, self.previews, self.legacy_tags)
+        names = (self.thumbs, self.vectors, self.previews, self.generation_inputs, self.vqgans)
+        names += (self.legacy_tags,)
         return {str(root / p.name) for p in names}
 
 

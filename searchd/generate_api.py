@@ -48,16 +48,17 @@ def init_app(
     vqgan_spec: str | None = None,
     on_result: Callable[[Path], None] | None = None,
     catalog=None,
+    models=None,
 ):
     """Create the job runner (catalog of settings.data_dir, PNGs into settings.layout.generated), start
     its worker and register the blueprint. `encoder_provider()` returns the loaded CLIP encoder; it is
     called from the worker on each job, so searchd's lazily loaded encoder is shared, not duplicated.
     `vqgan_spec` is "CONFIG.yaml,MODEL.ckpt" (default: the `vqgan` setting; empty, the tiny toy-world
     VQGAN); `on_result(path)` is told about each new PNG (for example to index it at once). `catalog`
-    reuses searchd's open Catalog instead of opening the data dir's again. Returns the runner (call its
-    close() on shutdown). A `vqgan` setting naming missing files fails here, at start-up.
+    reuses searchd's open Catalog instead of opening the data dir's again; `models` is the library's
+    model cache, where the VQGAN is kept and let go. Returns the runner (call its close() on shutdown).
+    A `vqgan` setting naming missing files fails here, at start-up.
     """
-    from generation.inputs import INPUTS_DIR
     from generation.jobs import JobRunner
     from indexer.catalog import open_catalog
     from searchd import openapi
@@ -69,7 +70,8 @@ def init_app(
         encoder_provider,
         vqgan_spec=vqgan_spec if vqgan_spec is not None else getattr(settings, "vqgan", ""),
         on_result=on_result,
-        inputs_dir=Path(settings.data_dir) / INPUTS_DIR,
+        inputs_dir=settings.layout.generation_inputs,
+        models=models,
     ).start()
     app.extensions[EXTENSION_KEY] = runner
     app.register_blueprint(bp)

@@ -282,6 +282,29 @@ def test_job_runs_reports_progress_and_writes_its_image(runner):
     assert [j["id"] for j in runner.list_jobs()[0]] == [job_id]
 
 
+def test_the_vqgan_lives_in_the_model_cache_and_goes_when_idle(tmp_path, toy_encoder):
+    from generation.jobs import JobRunner
+    from indexer.catalog import open_catalog
+    from indexer.models import ModelCache
+
+    now = [0.0]
+    models = ModelCache(clock=lambda: now[0])
+    catalog = open_catalog(tmp_path / "data")
+    runner = JobRunner(catalog, tmp_path / "gen", lambda: toy_encoder, idle_unload_s=60, models=models)
+    runner.start()
+    try:
+        job_id = runner.submit(PROMPT, {"size": "32x32", "steps": 2, "cutouts": 2})
+        assert wait_for(lambda: runner.get(job_id)["status"] in ("done", "failed") and runner.get(job_id))
+        key = "vqgan:tiny@cpu"
+        assert models.loaded(key) and models.loads[key] == 1
+        now[0] = 59.0
+        assert models.unload_idle() == [] and models.loaded(key)
+        now[0] = 61.0
+        assert models.unload_idle() == [key] and not models.loaded(key)  # searchd's follower does this
+    finally:
+        runner.close()
+
+
 def test_jobs_can_be_cancelled_queued_or_running(runner):
     from generation.jobs import JobFinished
 
