@@ -12,8 +12,9 @@ from pathlib import Path
 
 import tomllib
 
+from indexer.layout import CONFIG_FILE, DataDir
+
 DEFAULT_MODEL = "ViT-B-32-256:datacomp_s34b_b86k"
-CONFIG_FILE = "photoseek.toml"
 
 
 def default_data_dir() -> Path:
@@ -26,8 +27,12 @@ class Settings:
     """Every setting is documented in docs/settings.md (a test keeps the two in step)."""
 
     data_dir: Path = field(default_factory=default_data_dir)
-    model: str = DEFAULT_MODEL  # NAME:PRETRAINED, NAME:/path/weights, NAME:random or "toy"
+    # NAME:PRETRAINED, NAME:/path/weights, NAME:random or "toy"; "": the library's own model, and
+    # DEFAULT_MODEL for a new library (Library.open decides)
+    model: str = ""
     device: str = "auto"  # auto, cpu, cuda, mps
+    runtime: str = "auto"  # auto (ONNX Runtime on a CPU, torch on a GPU), onnx, torch
+    onnx_precision: str = "fp32"  # fp32 or int8 (dynamic quantisation; equivalence in bench/RESULTS.md)
     roots: tuple[str, ...] = ()  # photo folders for `photoseek watch` with no arguments
     # indexing
     batch_size: int = 64  # images embedded and committed together
@@ -46,39 +51,33 @@ class Settings:
     # search
     host: str = "127.0.0.1"
     port: int = 8765
-    auth_token: str = ""  # required to bind anything but loopback (or PHOTOSEEK_AUTH_TOKEN)
+    auth_token: str = ""  # needed to bind beyond loopback (or PHOTOSEEK_AUTH_TOKEN); a strong one
+    allowed_hosts: tuple[str, ...] = ()  # host names searchd answers to, besides loopback and the bind one
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto count (docs/security.md)
     approximate_above: int = 200_000  # vectors; above this an approximate (IVF) index is used; 0: never
     ondisk_above: int = 5_000_000  # vectors; above this the IVF-PQ index on disk (docs/scale.md); 0: never
     max_upload_mb: float = 20.0
+    max_upload_megapixels: float = 50.0  # images sent with a query (search by image, classify)
+    upload_slots: int = 2  # uploaded images decoded at once; others wait
     thumb_size: int = 320
     # tags
     tag_threshold: float = 0.7  # calibrated score (0..1) at or above which a tag is suggested (docs/tags.md)
     vocabulary: str = ""  # a vocabulary file extending (or, with @replace, replacing) the built-in one
+    # generation
+    vqgan: str = ""  # CONFIG.yaml,MODEL.ckpt of a taming VQGAN; "": the tiny toy-world one (demos, tests)
 
     @property
-    def catalog_path(self) -> Path:
-        return self.data_dir / "catalog.sqlite"
-
-    @property
-    def vectors_dir(self) -> Path:
-        return self.data_dir / "vectors"
-
-    @property
-    def thumbs_dir(self) -> Path:
-        return self.data_dir / "thumbs"
-
-    @property
-    def generated_dir(self) -> Path:
-        return self.data_dir / "generated"
+    def layout(self) -> DataDir:
+        """The data dir's files and folders (indexer/layout.py names them)."""
+        return DataDir(self.data_dir)
 
     def library_roots(self, roots: tuple | list = ()) -> tuple[Path, ...]:
         """The given roots (else the `roots` setting), plus generated/ once generation has written there:
         generated images are indexed like any other photo."""
         chosen = [Path(r) for r in (roots or self.roots)]
-        if chosen and self.generated_dir.is_dir() and self.generated_dir.resolve() not in {
-            r.resolve() for r in chosen
-        }:
-            chosen.append(self.generated_dir)
+        generated = self.layout.generated
+        if chosen and generated.is_dir() and generated.resolve() not in {r.resolve() for r in chosen}:
+            chosen.append(generated)
         return tuple(chosen)
 
     def decode_workers(self) -> int:
