@@ -175,28 +175,10 @@ def main() -> None:
             "ms",
             "median of 15 per round; rounds " + " / ".join(f"{v:.1f}" for v in ts),
         )
-    for threads in (1, 2):
-        tower = OnnxImageTower(EXPORT_DIR, threads)
-        report.add(
-            "threads",
-            f"onnxruntime fp32, batch 32, {threads} intra-op thread(s), no spinning",
-            rate(tower.encode_pixels, pixels, 32, args.images),
-            "img/s",
-        )
-    from indexer import onnx_towers
-
-    spin_session = _spinning_session(onnx_towers, EXPORT_DIR / "image.onnx")
-    tower = OnnxImageTower(EXPORT_DIR, 2)
-    tower._session = spin_session
-    report.add(
-        "threads",
-        "onnxruntime fp32, batch 32, 2 threads, spinning allowed (ORT's default)",
-        rate(tower.encode_pixels, pixels, 32, args.images),
-        "img/s",
-    )
+    threads_sweep(report, pixels, args.images, args.rounds + 1)
     if args.vocabulary:
         vocabulary_time(report, enc)
-    del runtimes, enc, tower
+    del runtimes, enc
     t = fresh(LOAD_TORCH.format(model=MODEL))
     report.add("load", "torch: import torch + open_clip + photoseek encoder", t[0], "s", "fresh process")
     report.add("load", "torch: load_encoder (both towers, fp32)", t[1], "s", f"RSS after: {t[3]:.0f} MB")
@@ -253,13 +235,41 @@ def vocabulary_time(report: Report, enc) -> None:
         report.add("vocabulary", f"{name}: embed the built-in tag vocabulary, 2 threads", seconds, "s", note)
 
 
-def _spinning_session(onnx_towers, path: Path):
+def _session(path: Path, threads: int, spin: bool):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def threads_sweep(report: Report, pixels: np.ndarray, images: int, rounds: int) -> None:
+    """Image tower, batch 32: 1 or 2 intra-op threads, spinning or not, fp32 and int8, in alternating
+    rounds (single measurements minutes apart disagreed by 2x on the shared machine)."""
+    from indexer.onnx_towers import OnnxImageTower
+
+    variants = {}
+    for precision in ("fp32", "int8"):
+        for threads in (1, 2):
+            for spin in (False, True):
+                tower = OnnxImageTower(EXPORT_DIR, threads, precision)
+                tower._session = _session(tower.manifest.path("image", precision), threads, spin)
+                variants[(precision, threads, spin)] = tower
+    rates: dict[tuple, list[float]] = {k: [] for k in variants}
+    for r in range(rounds):
+        for key, tower in list(variants.items())[:: 1 if r % 2 == 0 else -1]:
+            rates[key].append(rate(tower.encode_pixels, pixels, 32, images))
+    for (precision, threads, spin), rs in rates.items():
+        report.add(
+            "threads",
+            f"onnxruntime {precision}, batch 32, {threads} intra-op thread(s), "
+            f"spinning {'on' if spin else 'off'}",
+            statistics.median(rs),
+            "img/s",
+            "rounds " + " / ".join(f"{v:.2f}" for v in rs),
+        )
 
 
 if __name__ == "__main__":
