@@ -19,6 +19,9 @@ first batch's decoding are left out). Then cold CLI queries (new process; median
 cache dropped before each and without), `index` of an unchanged and of an empty folder, and photoseek
 serve from start to /healthz and to its first answer. rclip has no index-only command: its figures for
 the unchanged and empty folders are `rclip QUERY` there (a scan plus one query).
+
+--photoseek-opts "..." / --photoseek-env KEY=VALUE run photoseek with other global options or settings
+(another runtime, say); the section's command line records them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import http.client
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -141,12 +145,13 @@ def run_measured(cmd: list[str], cwd: Path, env: dict, clock: Path | None = None
 class Photoseek:
     name = "photoseek"
 
-    def __init__(self, python: Path):
+    def __init__(self, python: Path, opts: list[str], env: dict[str, str]):
         self.python = python
-        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.opts = opts  # extra global options, e.g. a runtime setting once there is one
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), **env}
 
     def base(self, data_dir: Path) -> list[str]:
-        return ["--data-dir", str(data_dir), "--model", MODEL, "--device", "cpu", "-q"]
+        return ["--data-dir", str(data_dir), "--model", MODEL, "--device", "cpu", "-q", *self.opts]
 
     def index(self, folder: Path, data_dir: Path, clock: Path) -> Run:
         cmd = [str(self.python), "-m", "bench.batch_clock", str(clock), "photoseek", "--"]
@@ -154,7 +159,17 @@ class Photoseek:
         return run_measured(cmd, REPO, self.env, clock)
 
     def query(self, folder: Path, data_dir: Path) -> Run:
-        cmd = [str(self.python), "-m", "searchd.cli", "--data-dir", str(data_dir), "-q", "search", QUERY]
+        cmd = [
+            str(self.python),
+            "-m",
+            "searchd.cli",
+            "--data-dir",
+            str(data_dir),
+            "-q",
+            *self.opts,
+            "search",
+            QUERY,
+        ]
         return run_measured(cmd, REPO, self.env)
 
     def vectors(self, data_dir: Path) -> dict[str, np.ndarray]:
@@ -392,10 +407,10 @@ def start_up(report: Report, tools, folders, keep: dict, cname: str) -> None:
                 shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def serve_first_query(report: Report, python: Path, data_dir: Path, reps: int = 2) -> None:
+def serve_first_query(report: Report, ps: Photoseek, data_dir: Path, reps: int = 2) -> None:
     from bench.query import free_port
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    python, env = ps.python, ps.env
     for _ in range(reps):
         drop_page_cache()
         port = free_port()
@@ -406,6 +421,7 @@ def serve_first_query(report: Report, python: Path, data_dir: Path, reps: int = 
             "--data-dir",
             str(data_dir),
             "-q",
+            *ps.opts,
             "serve",
             "--port",
             str(port),
@@ -449,6 +465,10 @@ def main() -> None:
     ap.add_argument("--rclip-venv", type=Path, default=Path("/work/rclip-venv"))
     ap.add_argument("--counts", default="3mp=150,12mp=100", help="corpus=count,...")
     ap.add_argument("--quick", action="store_true", help="a smoke test: 16 + 8 photos, 1 rep, 1 query")
+    ap.add_argument("--photoseek-opts", default="", help="extra global options for photoseek (one string)")
+    ap.add_argument(
+        "--photoseek-env", action="append", default=[], help="KEY=VALUE for photoseek (repeatable)"
+    )
     ap.add_argument("--no-markdown", action="store_true")
     args = ap.parse_args()
     counts = {k: int(v) for k, v in (kv.split("=") for kv in args.counts.split(","))}
@@ -468,7 +488,11 @@ def main() -> None:
             meta["bytes"] / meta["count"] / 1e6,
             "MB/file",
         )
-    tools = (Photoseek(Path(sys.executable)), Rclip(args.rclip_venv, home))
+    ps_env = dict(kv.split("=", 1) for kv in args.photoseek_env)
+    tools = (
+        Photoseek(Path(sys.executable), shlex.split(args.photoseek_opts), ps_env),
+        Rclip(args.rclip_venv, home),
+    )
     keep: dict = {}
     first = next(iter(folders))
     try:
@@ -476,7 +500,7 @@ def main() -> None:
         parity(report, tools, keep, folders[first], first)
         queries(report, tools, folders, keep, first, args.queries)
         start_up(report, tools, folders, keep, first)
-        serve_first_query(report, Path(sys.executable), keep[("photoseek", first)])
+        serve_first_query(report, tools[0], keep[("photoseek", first)])
     finally:
         for d in keep.values():
             shutil.rmtree(d, ignore_errors=True)
