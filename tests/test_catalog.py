@@ -21,6 +21,22 @@ def test_migrations_match_models(tmp_path):
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
+def test_head_constant_is_alembics_head_and_an_open_catalog_does_not_import_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    import migrations
+
+    assert head_revision() == migrations.HEAD  # update migrations.HEAD with every new migration
+    open_catalog(tmp_path).close()  # created and migrated here; the next open finds it at head
+    code = (
+        "import sys; from pathlib import Path; from indexer.catalog import open_catalog; "
+        f"open_catalog(Path({str(tmp_path)!r})).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
     catalog = open_catalog(tmp_path)
     with catalog.engine.connect() as conn:

@@ -13,26 +13,31 @@ EXCLUSIVE, on a connection of its own:
   first open at each of its writes in turn).
 - BEGIN EXCLUSIVE takes the write lock before the revision is read, so a second process waits (up to
   LOCK_WAIT_S) and then finds the schema at head, with nothing left to do.
+
+alembic itself (and mako, which it imports) loads only when there is something to migrate: a catalog
+already at migrations.HEAD costs one read of alembic_version.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 import migrations
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 LOCK_WAIT_S = 120.0  # another process's migration; creating a new catalog takes well under a second
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     if connection is not None:
@@ -41,18 +46,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """alembic's own idea of the newest revision (migrations.HEAD must agree)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations package has no revisions"
     return head
 
 
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    try:
+        row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    except exc.OperationalError:  # no such table: a new catalog
+        return None
+    return row[0] if row else None
 
 
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the catalog's schema to the newest revision; a no-op (one read) when it is there already."""
-    head = head_revision()
+    head = migrations.HEAD
     with engine.connect() as conn:
         if current_revision(conn) == head:
             return
@@ -62,6 +74,8 @@ def upgrade_to_head(engine: Engine) -> None:
     try:
         with migrator.begin() as conn:
             if current_revision(conn) != head:  # read under the lock: another process may have done it
+                from alembic import command
+
                 command.upgrade(alembic_config(conn), "head")
     finally:
         migrator.dispose()
