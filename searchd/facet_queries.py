@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, select, text, union_all
 from sqlalchemy.orm import Session
 
 from indexer.catalog.schema import Folder, Image
@@ -68,16 +68,57 @@ def _local_midnight(day: date) -> tuple[datetime, float]:
     return midnight, time.mktime(midnight.timetuple())
 
 
-def taken_on_or_after(day: date) -> ColumnElement[bool]:
-    """taken_date() >= day, as two index ranges (one for EXIF-dated photos, one for the rest)."""
-    midnight, epoch = _local_midnight(day)
-    return or_(Image.taken_at >= midnight, and_(Image.taken_at.is_(None), Image.mtime >= epoch))
+def taken_between(first: date | None, last: date | None) -> ColumnElement[bool]:
+    """first <= taken_date() <= last (either may be open), as two bounded ranges of the index
+    (status, taken_at, mtime): EXIF-dated photos by taken_at, the others by mtime, joined by UNION ALL
+    (written as an OR, SQLite scans every OK row of the index: 0.75 s for a month at 10M)."""
+    ok = Image.status == "ok"
+    dated, undated = [ok, Image.taken_at.is_not(None)], [ok, Image.taken_at.is_(None)]
+    if first is not None:
+        midnight, epoch = _local_midnight(first)
+        dated.append(Image.taken_at >= midnight)
+        undated.append(Image.mtime >= epoch)
+    if last is not None:
+        midnight, epoch = _local_midnight(last + timedelta(days=1))  # before the next day's midnight
+        dated.append(Image.taken_at < midnight)
+        undated.append(Image.mtime < epoch)
+    return Image.id.in_(union_all(select(Image.id).where(*dated), select(Image.id).where(*undated)))
 
 
-def taken_on_or_before(day: date) -> ColumnElement[bool]:
-    """taken_date() <= day: before the next day's midnight."""
-    midnight, epoch = _local_midnight(day + timedelta(days=1))
-    return or_(Image.taken_at < midnight, and_(Image.taken_at.is_(None), Image.mtime < epoch))
+def accepted_tag_counts(s: Session) -> list[tuple[str, int]]:
+    """(tag, OK images with it accepted), most used first. All accepted tags are counted on the
+    index (tag_id, state, image_id), then those on photos that are not OK (deleted, failed: few) are
+    taken off; joining every accepted tag with its image row cost 1.7 s at 10M photos, 300k tags."""
+    every = dict(
+        s.execute(
+            text("SELECT tag_id, count(*) FROM image_tags WHERE state = 'accepted' GROUP BY tag_id")
+        ).all()
+    )
+    gone = s.execute(
+        text(
+            # CROSS JOIN keeps this order: the few non-OK images first (ix_images_status), then their tags
+            "SELECT t.tag_id, count(*) FROM images i CROSS JOIN image_tags t ON t.image_id = i.id"
+            " WHERE i.status IN ('deleted', 'failed') AND t.state = 'accepted' GROUP BY t.tag_id"
+        )
+    ).all()
+    for tag_id, n in gone:
+        every[tag_id] -= n
+    names = dict(s.execute(text("SELECT id, name FROM tags")).all()) if every else {}
+    counts = [(names[t], n) for t, n in every.items() if n > 0]
+    return sorted(counts, key=lambda c: (-c[1], c[0]))
+
+
+def newest_first(rows_dated: list, rows_undated: list) -> list:
+    """Merge two newest-first lists (EXIF-dated by taken_at, undated by mtime) into the order of
+    ORDER BY coalesce(datetime(taken_at), datetime(mtime, 'unixepoch', 'localtime')) DESC, id DESC:
+    each half comes off an index in order, where the expression forced a sort of every row."""
+
+    def key(row) -> tuple[str, int]:
+        if row.taken_at is not None:
+            return row.taken_at.strftime("%Y-%m-%d %H:%M:%S"), row.id
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.mtime)), row.id
+
+    return sorted([*rows_dated, *rows_undated], key=key, reverse=True)
 
 
 def under_folder(prefix: str) -> ColumnElement[bool]:

@@ -58,6 +58,19 @@ def catalog(tmp_path):
         rows["IMG_0003.jpg"].status = "ok"
         s.delete(rows["IMG_0004.jpg"])
         rows["IMG_0006.jpg"].path = f"{base}/2020/home/renamed.jpg"
+    with cat.engine.begin() as conn:  # accepted tags, some on photos that are no longer OK
+        conn.execute(
+            text(
+                "INSERT INTO tags (id, name, source, created_at) VALUES (1, 'beach', 'user', 0),"
+                " (2, 'dog', 'user', 0), (3, 'cake', 'user', 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO image_tags (image_id, tag_id, state, updated_at) SELECT id, 1 + id % 3,"
+                " CASE WHEN id % 5 = 0 THEN 'suggested' ELSE 'accepted' END, 0 FROM images"
+            )
+        )
     with cat.engine.begin() as conn:  # raw SQL, as bench catalogs and bulk inserts write
         conn.execute(
             text(
@@ -96,6 +109,31 @@ def test_cameras_types_and_date_range_as_before(catalog):
             )
         ).one()
     assert (got["date_min"], got["date_max"]) == (lo, hi)
+
+
+def test_tag_counts_and_browse_order_as_before(catalog):
+    from sqlalchemy import func
+
+    from indexer.catalog.schema import ImageTag, Tag
+
+    with catalog.session() as s:
+        old_tags = s.execute(
+            select(Tag.name, func.count(ImageTag.image_id))
+            .join(ImageTag, ImageTag.tag_id == Tag.id)
+            .join(Image, Image.id == ImageTag.image_id)
+            .where(ImageTag.state == "accepted", Image.status == "ok")
+            .group_by(Tag.name)
+            .order_by(func.count(ImageTag.image_id).desc(), Tag.name)
+        ).all()
+    assert facets(catalog)["tags"] == [{"name": n, "count": c} for n, c in old_tags] and old_tags
+    for f in (Filters(), Filters(camera="Pixel 8"), Filters(date_from=date(2021, 1, 1))):
+        with catalog.session() as s:
+            old = s.scalars(
+                select(Image.id).where(*clauses(f)).order_by(filters.taken_datetime().desc(), Image.id.desc())
+            ).all()
+        for limit, offset in ((5, 0), (7, 3), (100, 0)):
+            got = [r.id for r in filters.newest(catalog, f, limit, offset)]
+            assert got == old[offset : offset + limit]
 
 
 @pytest.mark.parametrize(
