@@ -242,6 +242,13 @@ def bench_ondisk(report: Report, n: int, queries: int, ondisk_above: int, above:
         "MiB",
         "above the process before opening",
     )
+    lay, chosen = vi.layered, vi.layered.nprobe
+    for nprobe in (chosen // 4, chosen // 2, chosen * 2):  # the probe count's trade-off at this size
+        lay.nprobe = nprobe
+        recall, p50, p99 = timed_search(vi, qs, exact)
+        note = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        report.add(sec, f"recall@10 with {nprobe} lists probed ({label})", recall, "", note)
+    lay.nprobe = chosen
     allowed = np.sort(np.random.default_rng(4).choice(ok_ids(catalog), 1500, replace=False))
     want = exact_top(n, qs[:20], allowed)
     recall, p50, p99 = timed_search(vi, qs[:20], want, allowed)
