@@ -51,6 +51,8 @@ def main() -> None:
         "onnxruntime int8": OnnxEncoder(EXPORT_DIR, args.threads, "int8"),
     }
     settings = Settings(model=MODEL, device="cpu", workers=args.workers, torch_threads=args.threads)
+    workers = settings.decode_workers
+    workers = workers() if callable(workers) else workers  # a method in older trees, a property later
     counts = {k: int(v) for k, v in (kv.split("=") for kv in args.counts.split(","))}
     for name, n in counts.items():
         folder = corpus(name, n)
@@ -62,7 +64,7 @@ def main() -> None:
         for label, rs in runs.items():
             report.add(
                 "end to end",
-                f"{label}: Writer.index_roots, {name} x {n}, {settings.decode_workers} decoding processes",
+                f"{label}: Writer.index_roots, {name} x {n}, {workers} decoding processes",
                 statistics.median(r.rate for r in rs),
                 "photos/s",
                 "runs "
