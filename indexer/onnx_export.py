@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -238,9 +239,15 @@ def export(spec: str | ModelSpec, out_dir: Path, int8: bool = False) -> Path:
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _check_parity(encoder, work)
+        # Swap by two renames: a reader never finds a half-written folder, and the old one (whose files
+        # open sessions may still map) is removed only once the new one is in place.
+        old = None
         if out_dir.exists():
-            shutil.rmtree(out_dir)
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
         work.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("exported %s to %s (%s)", spec, out_dir, ", ".join(precisions))
