@@ -14,12 +14,15 @@ request's Host is checked before any route runs, as Django's ALLOWED_HOSTS and J
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 
 from flask import Flask, request
 
 from indexer.settings import Settings
 from searchd.errors import error_response
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = {"localhost"}
 WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}
@@ -87,8 +90,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         if hosts.allows(hostname(request.host)):
             return None
         given = request.headers.get("Host", "")[:100]
-        return error_response(
-            400,
+        message = (
             f"this photoseek server does not answer to the host name {given!r}: add it to "
-            "the allowed_hosts setting if it is really this server's name (docs/security.md)",
+            "the allowed_hosts setting if it is really this server's name (docs/security.md)"
         )
+        log.info("400 %s %s: %s", request.method, request.path, message)
+        return error_response(400, message)

@@ -15,9 +15,13 @@ and the login cookie travels with same-site ones. So, for the API, /metrics and 
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, request
 
 from searchd.errors import error_response
+
+log = logging.getLogger(__name__)
 
 HEADER = "X-Photoseek"
 HEADER_VALUE = "1"
@@ -63,4 +67,7 @@ def init_app(app: Flask) -> None:
         if not guarded(request.path):
             return None
         why = refusal()
-        return None if why is None else error_response(403, why)
+        if why is None:
+            return None
+        log.info("403 %s %s: %s", request.method, request.path, why)  # the operator sees who tried
+        return error_response(403, why)
