@@ -118,6 +118,9 @@ def main() -> None:
         report.add(
             "export", f"export {MODEL} (fp32 + int8, with the parity check)", time.perf_counter() - t0, "s"
         )
+    if args.only_vocabulary:
+        vocabulary_time(report, args.rounds)
+        return _finish(report, args)
     enc = load_encoder(MODEL, "cpu")
     pixels = photo_pixels(32, enc.image_size)
     runtimes = {
@@ -177,7 +180,7 @@ def main() -> None:
         )
     threads_sweep(report, pixels, args.images, args.rounds + 1)
     if args.vocabulary:
-        vocabulary_time(report, enc)
+        vocabulary_time(report, args.rounds)
     del runtimes, enc
     t = fresh(LOAD_TORCH.format(model=MODEL))
     report.add("load", "torch: import torch + open_clip + photoseek encoder", t[0], "s", "fresh process")
@@ -204,6 +207,10 @@ def main() -> None:
             "s",
             f"RSS after: {t[1]:.0f} MB (what a CLI text query needs)",
         )
+    _finish(report, args)
+
+
+def _finish(report: Report, args) -> None:
     report.add("suite", "load average (1 min) at the end", machine.load_average()[0], "")
     stem = time.strftime("%Y%m%d-%H%M") + "-onnx-speed"
     print(f"saved {report.save_json(stem)}")
@@ -211,28 +218,63 @@ def main() -> None:
         report.append_markdown("CLIP towers on the CPU: torch vs ONNX Runtime fp32 / int8 (issue 11)")
 
 
-def vocabulary_time(report: Report, enc) -> None:
-    """The tag vocabulary's prompts (what an empty `index` embeds today) through each text tower."""
+VOCABULARY = """
+import time, sys, numpy as np
+from indexer.tags.prompts import embed_vocabulary
+from indexer.tags.vocabulary import load_vocabulary
+runtime, folder, out = sys.argv[1:4]
+if runtime == "torch":
+    import torch; torch.set_num_threads(2)
+    from indexer.encoder import load_encoder
+    enc = load_encoder({model!r}, "cpu")
+else:
     from indexer.onnx_encoder import OnnxEncoder
-    from indexer.tags.prompts import embed_vocabulary
+    enc = OnnxEncoder(folder, 2, runtime)
+    enc.encode_texts(["a photo"])  # the session loaded, as torch's is by load_encoder
+vocabulary = load_vocabulary(None, enc.identity.name)
+t0 = time.perf_counter()
+matrix = embed_vocabulary(enc, vocabulary).matrix
+print(time.perf_counter() - t0)
+np.save(out, matrix)
+"""
+
+
+def vocabulary_time(report: Report, rounds: int) -> None:
+    """The tag vocabulary's prompts (what an empty `index` embeds today) through each text tower, each in a
+    fresh process (in one shared with other runtimes' threads, torch took 4x as long), rounds alternating."""
+    import tempfile
+
     from indexer.tags.vocabulary import load_vocabulary
 
-    vocabulary = load_vocabulary(None, enc.identity.name)
+    vocabulary = load_vocabulary(None, MODEL.split(":")[0])
     prompts = sum(len(c.texts(vocabulary.templates)) for c in vocabulary.concepts) + len(vocabulary.neutral)
-    encoders = {"torch": enc, **{f"onnxruntime {p}": OnnxEncoder(EXPORT_DIR, 2, p) for p in ("fp32", "int8")}}
-    ref = None
-    for name, encoder in encoders.items():
-        t0 = time.perf_counter()
-        got = embed_vocabulary(encoder, vocabulary).matrix
-        seconds = time.perf_counter() - t0
+    code = VOCABULARY.format(model=MODEL)
+    times: dict[str, list[float]] = {}
+    matrices = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for runtime in ("torch", "fp32", "int8")[:: 1 if r % 2 == 0 else -1]:
+                out = Path(tmp) / f"{runtime}.npy"
+                cmd = [sys.executable, "-c", code, runtime, str(EXPORT_DIR), str(out)]
+                res = subprocess.run(cmd, cwd=machine.REPO, capture_output=True, text=True, check=True)
+                times.setdefault(runtime, []).append(float(res.stdout.strip().splitlines()[-1]))
+                matrices[runtime] = np.load(out)
+    for runtime, ts in times.items():
         note = (
             f"{prompts} prompts ({len(vocabulary.concepts)} concepts x {len(vocabulary.templates)} templates)"
         )
-        if ref is None:
-            ref = got
-        else:
-            note += f"; concept vectors' cosine to torch's: min {np.min(np.sum(ref * got, axis=1)):.6f}"
-        report.add("vocabulary", f"{name}: embed the built-in tag vocabulary, 2 threads", seconds, "s", note)
+        note += "; rounds " + " / ".join(f"{t:.1f}" for t in ts)
+        if runtime != "torch":
+            cos = np.sum(matrices["torch"] * matrices[runtime], axis=1)
+            note += f"; concept vectors' cosine to torch's (bf16 text here): min {cos.min():.6f}"
+        name = "torch" if runtime == "torch" else f"onnxruntime {runtime}"
+        report.add(
+            "vocabulary",
+            f"{name}: embed the built-in tag vocabulary, 2 threads, fresh process",
+            statistics.median(ts),
+            "s",
+            note,
+        )
 
 
 def _session(path: Path, threads: int, spin: bool):
