@@ -22,10 +22,10 @@ $(BIN)/photoseek: pyproject.toml
 
 install: $(BIN)/photoseek  ## create .venv and install photoseek with its CPU, test and format extras
 
-system-deps:  ## Debian packages for the browser tests (headless Chromium and its driver)
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver; \
-	  else sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver; fi; fi
+system-deps:  ## Debian packages for the tests: headless Chromium and its driver; strace (crash tests)
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver strace; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver strace; fi; fi
 
 lint: install  ## ruff over the code
 	$(BIN)/ruff check indexer searchd generation tests bench migrations

@@ -31,8 +31,8 @@ from bench.corpus import CACHE
 from bench.report import Report
 from indexer.catalog import open_catalog
 from indexer.encoder import Encoder
+from indexer.library import Library
 from indexer.query import parse_query
-from indexer.search import Searcher
 from indexer.settings import Settings
 from indexer.vectors import VectorIndex
 
@@ -108,7 +108,7 @@ def catalog_for(n: int, encoder: Encoder, approximate_above: int) -> Path:
     catalog.remember_spec(catalog.model_id(ident), str(encoder.spec))
     del vectors
     settings = Settings(data_dir=data_dir, approximate_above=approximate_above)
-    VectorIndex.open(catalog, settings.vectors_dir, ident, approximate_above).save(settings.vectors_dir)
+    VectorIndex.open(catalog, settings.layout.vectors, ident, approximate_above).save(settings.layout.vectors)
     catalog.close()
     done.write_text(json.dumps({"n": n, "seconds": time.perf_counter() - started}))
     return data_dir
@@ -142,9 +142,8 @@ def bench_index(report: Report, n: int, data_dir: Path, encoder: Encoder, querie
             found.append(ids.tolist())
         p50, p99 = ms_percentiles(times)
         note = f"{len(qs)} queries, top 10"
-        if vi.kind == "ivf":
-            ivf = vi.index
-            note += f"; {ivf.nlist} lists, {ivf.nprobe} probed"
+        if vi.layered is not None:  # the ivf and ondisk kinds (indexer/vectors_ivf.py)
+            note += f"; {vi.layered.nlist} lists, {vi.layered.nprobe} probed"
         report.add("vector index", f"{kind} search p50, {n:,} vectors", p50, "ms", note)
         report.add("vector index", f"{kind} search p99, {n:,} vectors", p99, "ms", note)
         results[kind] = found
@@ -163,8 +162,9 @@ def bench_index(report: Report, n: int, data_dir: Path, encoder: Encoder, querie
 
 # -- the Searcher, searchd over HTTP, the CLI ------------------------------------------------------
 def bench_searcher(report: Report, n: int, settings: Settings, encoder: Encoder, queries: int) -> None:
-    catalog = open_catalog(settings.data_dir)
-    searcher = Searcher(settings, catalog, lambda: encoder)
+    library = Library.open(settings)
+    library.models.put(library.clip_key, encoder)
+    searcher = library.searcher()
     kind = searcher.vectors.kind
     texts = text_queries(queries + 3, seed=n)
     for t in texts[:3]:
@@ -203,7 +203,7 @@ def bench_searcher(report: Report, n: int, settings: Settings, encoder: Encoder,
         )
     p50, p99 = ms_percentiles(total)
     report.add("query", f"Searcher, distinct text, {n:,} images, {kind} p50", p50, "ms", f"p99 {p99:.1f} ms")
-    catalog.close()
+    library.catalog.close()
 
 
 def _timed(fn: Callable, *args) -> float:
@@ -217,7 +217,9 @@ def serve_in_thread(settings: Settings, encoder: Encoder) -> tuple[int, Callable
     from searchd.app import create_app
     from searchd.serve import create_server
 
-    app = create_app(settings, open_catalog(settings.data_dir), lambda: encoder)
+    library = Library.open(settings)
+    library.models.put(library.clip_key, encoder)
+    app = create_app(library)
     server = create_server(app, settings, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -335,10 +337,10 @@ def bench_startup(report: Report, n: int, data_dir: Path, cold: bool) -> None:
 
 def bench_index_in_memory(report: Report, n: int, dim: int, queries: int) -> None:
     """The approximate index against exact search on n in-memory vectors, without a catalog: the
-    same index construction as VectorIndex (indexer.vectors._new_index), minus the SQLite read."""
+    same index construction as VectorIndex's ivf kind (indexer.vectors_ivf), minus the SQLite read."""
     import faiss
 
-    from indexer.vectors import IVF, _new_index
+    from indexer import vectors_ivf
 
     vectors = clustered_unit_vectors(n, dim, seed=n)
     qs = mixed_queries(vectors, queries, seed=7)
@@ -347,8 +349,11 @@ def bench_index_in_memory(report: Report, n: int, dim: int, queries: int) -> Non
     _, exact = flat.search(qs, 10)  # batched: the ground truth, not a latency figure
     del flat
     started = time.perf_counter()
-    ivf = _new_index(IVF, dim, vectors)
+    nlist = vectors_ivf.lists_for(n)
+    sample = vectors[np.random.default_rng(0).choice(n, min(n, vectors_ivf.TRAIN_MAX), replace=False)]
+    ivf = vectors_ivf.clone_empty(vectors_ivf.train_template(sample, vectors_ivf.IVF, nlist))
     ivf.add_with_ids(vectors, np.arange(n, dtype=np.int64))
+    ivf.nprobe = vectors_ivf.probes_for(n, ivf.nlist)
     report.add(
         "vector index",
         f"IVF build in memory, {n:,} x {dim}",

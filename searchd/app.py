@@ -1,4 +1,4 @@
-"""The Flask app factory: create_app(settings) wires the library, the blueprints and the error handlers.
+"""The Flask app factory: create_app(library) wires the blueprints and the error handlers to a Library.
 
 Nothing happens at import; everything hangs off the app (app.extensions["photoseek"]), so tests can
 run several apps side by side, each over its own data dir.
@@ -7,19 +7,16 @@ run several apps side by side, each over its own data dir.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter
 
-from indexer.catalog.store import Catalog
-from indexer.encoder import Encoder
+from indexer.library import Library
 from indexer.settings import Settings
-from searchd import auth, errors
+from searchd import auth, errors, security
 from searchd.ingest import index_generated
-from searchd.library import Library
 from searchd.metrics import Metrics
 from searchd.thumbs import ThumbCache
 
@@ -47,41 +44,25 @@ class State:
     library: Library
     metrics: Metrics
     thumbs: ThumbCache
-    encoder: Callable[[], Encoder]
 
 
-def create_app(
-    settings: Settings,
-    catalog: Catalog | None = None,
-    encoder_provider: Callable[[], Encoder] | None = None,
-) -> Flask:
-    """An app over settings.data_dir. Without an encoder_provider, the library's model is loaded now
-    (so the first query does not wait for it, and a missing model fails at start-up, not later)."""
-    if encoder_provider is None:
-        from indexer.cli import effective_settings, setup_torch
-        from indexer.encoder import load_encoder
-
-        settings = effective_settings(settings)
-        setup_torch(settings)
-        encoder = load_encoder(settings.model, settings.device)
-        encoder_provider = lambda: encoder  # noqa: E731
-    if catalog is None:
-        from indexer.catalog import open_catalog
-
-        catalog = open_catalog(settings.data_dir)
-
+def create_app(library: Library) -> Flask:
+    """An app over an open Library (indexer/library.py): its catalog, models and searcher. Nothing is
+    loaded here: the searcher opens its vector index on the first request that needs it, and the
+    model on the first query (`photoseek serve` starts loading it in the background at once)."""
+    settings = library.settings
     app = Flask(__name__, static_folder=str(WEB_DIR), static_url_path="")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
     app.json.sort_keys = False  # answers keep the documented field order
     app.url_map.merge_slashes = False
     # Every feature's <int:...> ids are SQLite/FAISS ids: a larger number is a 404, not an overflow.
     app.url_map.converters["int"] = Int64Converter  # "//etc/passwd" is a 404, not a redirect to "/etc/passwd"
-    library = Library(settings, catalog, encoder_provider)
     metrics = Metrics(library)
-    thumbs = ThumbCache(settings.thumbs_dir, settings.thumb_size, settings.max_megapixels)
-    app.extensions["photoseek"] = State(settings, library, metrics, thumbs, encoder_provider)
+    thumbs = ThumbCache(library.layout.thumbs, settings.thumb_size, settings.max_megapixels)
+    app.extensions["photoseek"] = State(settings, library, metrics, thumbs)
 
     errors.init_app(app, settings.max_upload_mb)
+    security.init_app(app, settings)  # host, origin, size checks before auth and every route
     auth.init_app(app, auth.configured_token(settings))
     from searchd import generate_api, health, images_api, search_api, tags_api
 
@@ -91,11 +72,12 @@ def create_app(
     generate_api.init_app(
         app,
         settings,
-        encoder_provider,
-        catalog=catalog,
-        on_result=index_generated(settings, catalog, encoder_provider),
+        library.torch_encoder,
+        catalog=library.catalog,
+        on_result=index_generated(library),
+        models=library.models,
     )
-    tags_api.init_app(app, settings, catalog, encoder_provider)
+    tags_api.init_app(app, library)
 
     @app.get("/")
     def page():

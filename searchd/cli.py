@@ -11,11 +11,12 @@ from indexer.cli import cli
 from indexer.tags.cli import classify, tags
 from indexer.watch.cli import status, watch
 from searchd.serve import serve
+from searchd.tokens import token
 
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = [serve, watch, status, classify, tags, generate, fetch_vqgan_command]
+    commands: list = [serve, token, watch, status, classify, tags, generate, fetch_vqgan_command]
     for command in commands:
         cli.add_command(command)
     return cli

@@ -1,4 +1,8 @@
-"""Every error is JSON {"error": "..."}: HTTP errors, the library's refusals, and bugs (500)."""
+"""Every error is JSON {"error": "..."}: HTTP errors, the library's refusals, and bugs (500).
+
+The library's refusals are PhotoseekErrors (indexer/errors.py); each kind carries its status, and this
+module is the one place that turns them into responses.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from indexer.decode import DecodeError
-from indexer.pipeline import ModelMismatch
-from indexer.query import QueryError
+from indexer.errors import Conflict, PhotoseekError
+from searchd import budgets
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ def init_app(app: Flask, max_upload_mb: float) -> None:
         if exc.code is None or exc.code < 400:
             return exc  # redirects are answers, not errors
         if isinstance(exc, RequestEntityTooLarge):
-            message = f"the upload is larger than the limit of {max_upload_mb:g} MB (setting max_upload_mb)"
+            message = budgets.too_large_message(max_upload_mb)  # which body limit: searchd/budgets.py
         elif exc.code in MESSAGES and not _custom(exc):
             message = MESSAGES[exc.code].format(method=request.method, path=request.path)
         else:
@@ -45,16 +48,14 @@ def init_app(app: Flask, max_upload_mb: float) -> None:
         kept = {k: v for k, v in exc.get_response().headers.items() if k in ("Allow", "WWW-Authenticate")}
         return error_response(exc.code, message, kept)
 
-    @app.errorhandler(QueryError)
-    @app.errorhandler(DecodeError)
-    def bad_input(exc: Exception):
-        log_refusal(400, str(exc))
-        return error_response(400, str(exc))
-
-    @app.errorhandler(ModelMismatch)
-    def model_mismatch(exc: ModelMismatch):
-        log.error("%s", exc)
-        return error_response(409, str(exc))
+    @app.errorhandler(PhotoseekError)
+    def refused(exc: PhotoseekError):
+        status = exc.http_status
+        if status >= 500 or isinstance(exc, Conflict):
+            log.error("%s %s: %s", request.method, request.path, exc)  # the operator has something to do
+        else:
+            log_refusal(status, str(exc))
+        return error_response(status, str(exc))
 
     @app.errorhandler(Exception)
     def bug(exc: Exception):

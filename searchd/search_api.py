@@ -14,6 +14,9 @@ from werkzeug.datastructures import MultiDict
 
 from indexer.query import QueryError, combine
 from searchd import filters
+from searchd.budgets import upload_slot
+from searchd.following import CATCH_UP_INTERVAL_S
+from searchd.json_provider import json_body
 from searchd.params import SearchParams, from_json, parse_search
 from searchd.results import result
 
@@ -34,13 +37,8 @@ def search_get():
 
 @bp.post("/api/search")
 def search_post():
-    if request.mimetype not in FORM_TYPES:
-        doc = request.get_json(force=True, silent=True)
-        if doc is None:
-            raise QueryError(
-                "the request body is not valid JSON; send a JSON object, or a multipart form with an image"
-            )
-        return _answer(parse_search(from_json(doc)))
+    if request.mimetype not in FORM_TYPES:  # JSON, whatever the Content-Type says
+        return _answer(parse_search(from_json(json_body())))
     values = MultiDict(request.args)
     values.update(request.form)
     upload = request.files.get("image")
@@ -79,24 +77,21 @@ def _answer(params: SearchParams):
 
 def _run(library, params: SearchParams) -> list[dict]:
     if params.browsing:
-        library.catch_up(0.5)  # browsing reads the catalog directly; only the index needs catching up
+        library.catch_up(CATCH_UP_INTERVAL_S)  # browsing reads the catalog; only the index catches up
         rows = filters.newest(library.catalog, params.filters, params.limit, params.offset)
         return [result(r, None) for r in rows]
-    searcher = library.searcher()
+    searcher = library.searcher(CATCH_UP_INTERVAL_S)
     allowed = filters.allowed_ids(library.catalog, params.filters)
     if allowed is not None and len(allowed) == 0:
         return []
-    # Built part by part rather than with Searcher.query_vector: an uploaded image is a part too, and
-    # no client input may become an "image" part (a path on the server's disk).
-    vecs, weights = [], []
-    for p in params.parts:
-        vecs.append(
-            searcher.text_vector(p.value) if p.kind == "text" else searcher.stored_vector(int(p.value))
-        )
-        weights.append(p.weight)
+    # params.parts are texts and ids only (parse_search makes no "image" part: that would be a path on
+    # the server's disk); an uploaded image is one more part, given as bytes.
+    vecs = [searcher.part_vector(p) for p in params.parts]
+    weights = [p.weight for p in params.parts]
     if params.image is not None:
         data, name = params.image
-        vecs.append(searcher.image_vector(data, name))
+        with upload_slot(data, name):  # pixel budget and decoding slots (searchd/budgets.py)
+            vecs.append(searcher.image_vector(data, name))
         weights.append(params.image_weight)
     q = combine(vecs, weights)
     hits = searcher.search_vector(q, params.limit, params.offset, allowed, params.min_score)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,26 +26,19 @@ MOBILE = {"width": 390, "height": 844}
 
 @contextmanager
 def serve(settings, encoder=None) -> Iterator[str]:
-    """searchd's real app (create_app) served by waitress on 127.0.0.1:<free port>; yields its base URL.
+    """searchd's real app served by waitress on 127.0.0.1:<free port> (tests/searchd_support.py's
+    Served, which shuts the server down cleanly); yields its base URL.
 
     `encoder`: an already loaded encoder to share (the session's toy CLIP); None loads settings.model.
     """
-    from waitress import create_server
+    from tests.searchd_support import serve_app
 
-    from searchd.app import create_app
-
-    app = create_app(settings, encoder_provider=(lambda: encoder) if encoder is not None else None)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="searchd-under-test", daemon=True)
-    thread.start()
+    served = serve_app(settings, None, encoder, token=None)
     try:
-        yield f"http://127.0.0.1:{server.effective_port}/"
+        yield served.url
     finally:
-        server.close()
-        thread.join(timeout=10)
-        closer = getattr(app, "photoseek_close", None)  # stop background threads if the app offers it
-        if callable(closer):
-            closer()
+        served.close()
+        served.state.library.close()
 
 
 def get_json(url: str, token: str | None = None) -> dict:

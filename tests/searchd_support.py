@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import waitress
 from flask import Flask
+from waitress import wasyncore
 
 
 @dataclass
@@ -36,16 +37,28 @@ class Reply:
         return self.json()["error"]
 
 
+# What the page (web/api.js) sends with every request, and a script must send with every POST:
+# searchd refuses state-changing requests without it (searchd/origins.py).
+CLIENT_HEADERS = {"X-Photoseek": "1"}
+
+
 @dataclass
 class Served:
     """An app served by waitress on 127.0.0.1:<free port>, until close()."""
 
     app: Flask
     token: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | None] = field(default_factory=lambda: dict(CLIENT_HEADERS))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
 
     def __post_init__(self) -> None:
-        self.server = waitress.create_server(self.app, host="127.0.0.1", port=0, threads=4)
+        # As serve.py: waitress passes X-Forwarded-* on, searchd/proxies.py decides whom to believe.
+        self.server = waitress.create_server(
+            self.app, host="127.0.0.1", port=0, threads=4, clear_untrusted_proxy_headers=False
+        )
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
         self.thread.start()
@@ -62,12 +75,16 @@ class Served:
         while (dispatcher.active_count or dispatcher.queue) and time.monotonic() < deadline:
             time.sleep(0.01)
         # Closed from inside the loop's own thread (a trigger thunk): closing the sockets from here
-        # could race with the loop's poll(). The loop ends once no channel is left.
+        # could race with the loop's poll(). Every channel goes, not just the listening socket: a
+        # browser keeps connections alive, and the loop runs until no channel is left.
+        def close_all() -> None:
+            wasyncore.close_all(self.server._map)
+
         try:
-            self.server.trigger.pull_trigger(self.server.close)
+            self.server.trigger.pull_trigger(close_all)
         except OSError:  # the trigger is gone already (the loop closed it): close what is left
-            self.server.close()
-        self.thread.join(timeout=10)
+            close_all()
+        self.thread.join(timeout=30)
         assert not self.thread.is_alive(), "waitress did not stop"
         self.server.task_dispatcher.shutdown()
         close_features(self.app)
@@ -80,7 +97,8 @@ class Served:
             h = {"Connection": "close", **self.headers, **(headers or {})}
             if self.token:
                 h.setdefault("Authorization", f"Bearer {self.token}")
-            conn.request(method, path, body=body, headers=h)
+            # A header given as None is left out (a test of what happens without it).
+            conn.request(method, path, body=body, headers={k: v for k, v in h.items() if v is not None})
             resp = conn.getresponse()
             return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
@@ -127,11 +145,24 @@ def multipart(files: dict[str, tuple[str, bytes]], fields: dict[str, str]) -> tu
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
-def serve_app(settings, catalog, encoder, token: str = "") -> Served:
+def serve_app(settings, catalog, encoder, token: str | None = "") -> Served:
+    """searchd over `catalog` (None: settings' own) with the given encoder already loaded.
+
+    `token`: the server's access token, which requests then carry; None keeps settings.auth_token and
+    sends none (a browser that has not logged in yet)."""
+    from tests.conftest import library_for
+
+    if token is not None:
+        settings = settings.replace(auth_token=token)
+    return serve_library(library_for(settings, encoder, catalog), token or "")
+
+
+def serve_library(library, token: str = "") -> Served:
+    """searchd over an open Library (closing the server leaves the library open); requests carry
+    `token` when given."""
     from searchd.app import create_app
 
-    app = create_app(settings.replace(auth_token=token), catalog, lambda: encoder)
-    return Served(app, token)
+    return Served(create_app(library), token)
 
 
 def private_settings(indexed_settings, data_dir: Path):

@@ -44,7 +44,7 @@ pytestmark = [
 # A POSIX file name cannot hold "/", so the closing tag uses a backslash; <img onerror> needs no "/".
 XSS_NAME = "<script>alert(1)<\\script>.jpg"
 XSS_FOLDER = "<img src=x onerror=alert(2)> & co"  # no "/": it is a folder name
-TOKEN = "correct horse battery staple"
+TOKEN = "correct-horse-battery-staple"  # a strong token (searchd/tokens.py): no spaces
 # A paste of an image file, as from the clipboard (Ctrl+V after copying a photo).
 PASTE_FILE_JS = """([b64, name]) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -121,7 +121,8 @@ def tiny(tmp_path_factory, toy_encoder):
     ):
         (folder / name).write_bytes(jpeg_bytes(render(spec, (320, 240), rng)))
     data_dir = tmp_path_factory.mktemp("tiny-data")
-    settings, _catalog, summary = index_library(data_dir, [root], toy_encoder)
+    indexed_lib, summary = index_library(data_dir, [root], toy_encoder)
+    settings = indexed_lib.settings
     assert summary.new == len(names), summary.text()
     return settings, root, toy_encoder
 

@@ -1,7 +1,7 @@
 """The real daemon (`photoseek watch` in a subprocess) killed with SIGKILL mid-indexing, again and again.
 
 Afterwards every photo is indexed exactly once (one row per path, one embedding per content), the
-catalog matches the disk, and the saved vector index matches the catalog: design invariant 3.
+catalog matches the disk, and the saved vector index matches the catalog: docs/design.md invariant 3.
 """
 
 from __future__ import annotations
