@@ -12,6 +12,7 @@ A data dir belongs to one library:
     writer.lock          held by the one writer (indexer/lock.py)
     watch-status.json    what `photoseek watch` is doing, for `photoseek status`
     serve.json           where a running `photoseek serve` listens (the CLI asks it instead of loading)
+    sessions.json        searchd's login sessions (HMACs of their ids, mode 0600; searchd/sessions.py)
     photoseek.toml       this library's settings (indexer/settings.py)
 
 The machine cache (XDG_CACHE_HOME/photoseek) holds what depends only on a model, not on a library:
@@ -72,6 +73,10 @@ class DataDir:
     @property
     def serve_info(self) -> Path:
         return self.root / "serve.json"
+
+    @property
+    def sessions(self) -> Path:
+        return self.root / "sessions.json"
 
     @property
     def config(self) -> Path:

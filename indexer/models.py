@@ -11,8 +11,11 @@ A caller never keeps a model across calls: it asks the cache each time, so an un
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -136,14 +139,24 @@ class ModelCache:
 def release_memory() -> None:
     """Give freed model memory back: Python's cycles, the CUDA cache, and glibc's heap."""
     gc.collect()  # model modules hold reference cycles; free them now, not at some later GC
-    import sys
-
     torch = sys.modules.get("torch")  # only if something loaded it: never import torch to unload
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    try:  # glibc keeps freed heap pages; hand them back so RSS really drops on a small machine
-        import ctypes
+    trim_heap()
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+
+_libc: ctypes.CDLL | None | bool = None
+
+
+def trim_heap() -> None:
+    """glibc keeps freed heap pages; hand them back so RSS really drops on a small machine (malloc_trim;
+    elsewhere a no-op). Cheap: searchd calls it after each burst of uploads."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _libc = ctypes.CDLL(name) if name else False
+        except OSError:
+            _libc = False
+    if _libc and hasattr(_libc, "malloc_trim"):
+        _libc.malloc_trim(0)

@@ -21,7 +21,7 @@ from indexer.settings import Settings
 from searchd.backoff import Backoff
 from searchd.errors import error_response
 from searchd.json_provider import json_body
-from searchd.sessions import LIFETIME_S, SESSIONS_FILE, SessionStore
+from searchd.sessions import LIFETIME_S, SessionStore
 from searchd.tokens import check_strength
 
 COOKIE = "photoseek_session"
@@ -94,7 +94,7 @@ def init_app(app: Flask, token: str) -> None:
     if token:
         check_strength(token)
     settings = app.extensions["photoseek"].settings
-    sessions = SessionStore(token, settings.data_dir / SESSIONS_FILE if token else None)
+    sessions = SessionStore(token, settings.layout.sessions if token else None)
     app.extensions[EXTENSION] = auth = Auth(token, sessions, Backoff())
     app.register_blueprint(bp)
     if not token:

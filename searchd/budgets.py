@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import io
 import logging
 import threading
@@ -28,6 +26,7 @@ from contextlib import contextmanager
 from flask import Flask, current_app, request
 
 from indexer.errors import BadInput, TooLarge, Unavailable
+from indexer.models import trim_heap
 from indexer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ class UploadBudget:
                 last = self._busy == 0
             self._free.release()
             if last:
-                release_free_memory()
+                trim_heap()
 
 
 def _declared_size(data: bytes) -> tuple[int, int] | None:
@@ -103,22 +102,6 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
                 return img.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return None
-
-
-_libc = None
-
-
-def release_free_memory() -> None:
-    """Give the heap's free pages back to the system (glibc's malloc_trim; elsewhere a no-op)."""
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _libc = ctypes.CDLL(name) if name else False
-        except OSError:
-            _libc = False
-    if _libc and hasattr(_libc, "malloc_trim"):
-        _libc.malloc_trim(0)
 
 
 def uploads() -> UploadBudget:

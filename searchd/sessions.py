@@ -23,7 +23,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SESSIONS_FILE = "sessions.json"
 LIFETIME_S = 30 * 24 * 3600
 MAX_SESSIONS = 64  # one person's browsers and devices
 ID_BYTES = 32
