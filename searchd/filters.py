@@ -6,6 +6,7 @@ selector), so a filter never drops results that a post-filter over the top k wou
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -79,6 +80,10 @@ def newest(catalog: Catalog, f: Filters, limit: int, offset: int) -> list[Image]
     with catalog.session() as s:
         a = list(s.scalars(dated.order_by(Image.taken_at.desc(), Image.id.desc()).limit(want)))
         b = list(s.scalars(undated.order_by(Image.mtime.desc(), Image.id.desc()).limit(want)))
+        if len(b) == want:
+            # The merge orders by whole seconds, then id; the index by mtime's fraction too. Every row in
+            # the last fetched second must be in hand, or pages disagree about where they end.
+            b = list(s.scalars(undated.where(Image.mtime >= math.floor(b[-1].mtime))))
     return newest_first(a, b)[offset:want]
 
 
