@@ -6,7 +6,7 @@ DATA ?= demo-data
 # The dev/CI machine has torch 2.14.1 / torchvision 0.29.1 on local disk; pin them so pip never
 # fetches a multi-GB build from the index.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= cpu,heif,raw,dev
+EXTRAS ?= cpu,heif,raw,ray,dev
 
 .PHONY: help install system-deps test lint demo demo-library toy-clip toy-accuracy bench clean
 

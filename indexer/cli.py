@@ -98,24 +98,61 @@ def demo_library(directory: Path, count: int, seed: int) -> None:
     click.echo(f"wrote {len(records)} images and manifest.jsonl to {directory}")
 
 
+def ray_options(fn: Callable) -> Callable:
+    """--ray ADDRESS and its companions: read and embed on a Ray cluster (docs/distributed.md)."""
+    fn = click.option(
+        "--ray-actors", type=int, default=0, help="Embedding actors [one per GPU, else one per node]."
+    )(fn)
+    fn = click.option(
+        "--ray-path-map",
+        multiple=True,
+        metavar="HERE=THERE",
+        help="Workers read photos under HERE from their mount at THERE [default: the bytes are sent].",
+    )(fn)
+    return click.option(
+        "--ray",
+        "ray_address",
+        metavar="ADDRESS",
+        help="Read and embed on the Ray cluster at HOST:PORT ('auto': the one this machine is in).",
+    )(fn)
+
+
+def parse_ray(ray_address: str | None, ray_path_map: tuple[str, ...], ray_actors: int):
+    if not ray_address:
+        if ray_path_map or ray_actors:
+            raise BadInput("--ray-path-map and --ray-actors go with --ray ADDRESS")
+        return None
+    from indexer.distributed import RayOptions
+
+    return RayOptions.parse(ray_address, ray_path_map, ray_actors)
+
+
 @cli.command()
 @click.argument("roots", nargs=-1, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--workers", type=int, help="Decoding processes (default: one per core; 0: none).")
 @click.option("--batch-size", type=int, help="Images embedded and committed together.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@ray_options
 @click.pass_obj
 @friendly_errors
-def index(settings: Settings, roots: tuple[Path, ...], workers, batch_size, progress: bool) -> None:
+def index(
+    settings: Settings, roots: tuple[Path, ...], workers, batch_size, progress: bool, **ray_args
+) -> None:
     """Index the photos under ROOTS once (new, changed, moved and deleted files), then exit."""
     started = time.monotonic()
+    ray = parse_ray(**ray_args)
     with open_library(settings, workers=workers, batch_size=batch_size) as library:
         roots = library.settings.library_roots(roots)
         if not roots:
             raise BadInput("name at least one photo folder: photoseek index ~/Pictures")
         with library.writer_lock():
-            summary = library.writer(images_only=True).index_roots(roots, progress=progress)
+            writer = library.writer(images_only=True, ray=ray)
+            cluster = writer.cluster
+            summary = writer.index_roots(roots, progress=progress)
     elapsed = time.monotonic() - started
     click.echo(summary.text())
+    if cluster is not None and cluster.rates.started is not None:
+        click.echo(cluster.report())
     click.echo(f"done in {elapsed:.1f}s ({summary.embedded / max(elapsed, 1e-9):.1f} images/s embedded)")
 
 
@@ -172,16 +209,21 @@ def _search_here(settings: Settings, text: str, images, likes, minuses, limit: i
 
 @cli.command()
 @click.option("--model", "new_model", required=True, help="The model to switch the library to.")
+@ray_options
 @click.pass_obj
 @friendly_errors
-def reembed(settings: Settings, new_model: str) -> None:
+def reembed(settings: Settings, new_model: str, **ray_args) -> None:
     """Embed every photo with another model and make it the library's model."""
     from indexer.reembed import reembed as run_reembed
 
+    ray = parse_ray(**ray_args)
     with open_library(settings, must_exist=True, model=new_model) as library, library.writer_lock():
-        done, failed = run_reembed(library, progress=True)
+        cluster = library.ray_stage(ray) if ray is not None else None
+        done, failed = run_reembed(library, progress=True, cluster=cluster)
         label = library.encoder().identity.label
     click.echo(f"re-embedded {done} images with {label}; {failed} could not be read")
+    if cluster is not None and cluster.rates.started is not None:
+        click.echo(cluster.report())
 
 
 @cli.command()

@@ -179,24 +179,40 @@ def read_photo(
     """Read, hash and decode one file. Never raises: a failure is PhotoRead.error.
 
     With `gpu_jpeg`, a JPEG comes back undecoded (PhotoRead.jpeg) for the GPU to decode."""
+    out, data = read_bytes(path)
+    if data is None:
+        return out
+    return decode_read(out, data, model_size, max_megapixels, gpu_jpeg)
+
+
+def read_bytes(path: str) -> tuple[PhotoRead, bytes | None]:
+    """A file's bytes and what its stat says; (PhotoRead with the error, None) when it cannot be read.
+    Split from decoding so that a Ray driver can read and its workers decode (indexer/distributed/)."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        return PhotoRead(path, 0, 0.0, error=describe_os_error(exc, path))
+        return PhotoRead(path, 0, 0.0, error=describe_os_error(exc, path)), None
     out = PhotoRead(path, st.st_size, st.st_mtime)
     if not stat.S_ISREG(st.st_mode):
         out.error = "not a regular file"  # a FIFO would block the reader forever
-        return out
+        return out, None
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         out.error = describe_os_error(exc, path)
-        return out
+        return out, None
+    return out, data
+
+
+def decode_read(
+    out: PhotoRead, data: bytes, model_size: int, max_megapixels: float = 200.0, gpu_jpeg: bool = False
+) -> PhotoRead:
+    """Hash and decode the bytes `read_bytes` gave for `out` (filled in and returned; never raises)."""
     out.size = len(data)
     out.content_hash = hash_bytes(data)
     try:
-        decoded = decode_bytes(data, path, max_megapixels, draft=model_size, gpu_jpeg=gpu_jpeg)
+        decoded = decode_bytes(data, out.path, max_megapixels, draft=model_size, gpu_jpeg=gpu_jpeg)
         if decoded.image is None:
             out.jpeg = data
         else:

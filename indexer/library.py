@@ -33,6 +33,7 @@ from indexer.models import ModelCache
 from indexer.settings import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
+    from indexer.distributed import RayOptions
     from indexer.encoder import Encoder
     from indexer.search import Searcher
     from indexer.towers import OnnxClip
@@ -95,9 +96,17 @@ class Library:
             )
         return cls(settings, open_catalog(settings.data_dir), models)
 
+    @classmethod
+    def models_only(cls, settings: Settings) -> Library:
+        """A Library without a catalog, for its models alone: a Ray worker loads the driver's model
+        through the same code as every other process (indexer/distributed/). settings.model is set."""
+        assert settings.model, "a worker is told the model; it has no catalog to ask"
+        return cls(settings, None)  # type: ignore[arg-type]
+
     def close(self) -> None:
         self.models.clear()
-        self.catalog.close()
+        if self.catalog is not None:
+            self.catalog.close()
 
     def __enter__(self) -> Library:
         return self
@@ -199,6 +208,18 @@ class Library:
             self._checked.add(identity)
         return model_id
 
+    def check_same_model(self, expected: ModelIdentity, got: ModelIdentity, where: str) -> None:
+        """Refuse vectors made elsewhere (`where`: a Ray worker) with another model than `expected`."""
+        if got != expected:
+
+            def told(m: ModelIdentity) -> str:
+                return f"{m.label} ({m.dim} dimensions, weights {m.file_hash[:12] or 'unhashed'})"
+
+            raise ModelMismatch(
+                f"{where} loaded {told(got)}, but this library embeds with {told(expected)}: their vectors "
+                f"are not comparable. Install the same photoseek and model weights on every node"
+            )
+
     def check_model_early(self) -> None:
         """Refuse another model before any work when --model names one the library was not made with.
         Loads the model only then: the library's own model is checked when it is first used."""
@@ -216,9 +237,15 @@ class Library:
 
         return [TagSuggestions(self.settings, self.catalog, self.encoder)]
 
-    def writer(self, images_only: bool = False, between_photos: Callable[[], None] | None = None) -> Writer:
+    def writer(
+        self,
+        images_only: bool = False,
+        between_photos: Callable[[], None] | None = None,
+        ray: RayOptions | None = None,
+    ) -> Writer:
         """The writer, with the library's hooks (hold writer_lock() while it runs). `images_only`: free
-        the text tower once the hooks have what they need from it."""
+        the text tower once the hooks have what they need from it. `ray`: whole roots are read and
+        embedded on that Ray cluster (docs/distributed.md) until the writer's scale_in()."""
         from indexer.writer import Writer
 
         self.check_model_early()
@@ -232,7 +259,14 @@ class Library:
             hooks=self.hooks(),
             after_prepare=self.images_only if images_only else None,
             between_photos=between_photos,
+            cluster=self.ray_stage(ray) if ray is not None else None,
         )
+
+    def ray_stage(self, options: RayOptions):
+        """Read and embed on a Ray cluster with this library's model and settings (connects on first use)."""
+        from indexer.distributed.stage import RayStage
+
+        return RayStage(options, self.settings, self.check_same_model)
 
     # -- reading ----------------------------------------------------------------------------------------
     def searcher(self, catch_up_interval_s: float = 0.0) -> Searcher:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from indexer.cli import friendly_errors, open_library
+from indexer.cli import friendly_errors, open_library, parse_ray, ray_options
 from indexer.errors import BadInput
 from indexer.settings import Settings
 
@@ -24,16 +24,27 @@ log = logging.getLogger("indexer.watch")
 @click.option("--workers", type=int, help="Decoding processes (default: one per core; 0: none).")
 @click.option("--batch-size", type=int, help="Images embedded and committed together.")
 @click.option("--scan-only", is_flag=True, help="Reconcile the roots once, then exit (no watching).")
+@ray_options
 @click.pass_obj
 @friendly_errors
-def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overrides) -> None:
+def watch(
+    settings: Settings,
+    roots: tuple[Path, ...],
+    scan_only: bool,
+    ray_address: str | None,
+    ray_path_map: tuple[str, ...],
+    ray_actors: int,
+    **overrides,
+) -> None:
     """Index ROOTS, then keep the index in step with every change until stopped.
 
     \b
     Roots default to the `roots` setting. Network shares (SMB, NFS, FUSE, ...) are polled every
     poll_interval_s, since inotify cannot see changes made by other machines. SIGTERM or Ctrl-C
-    finishes the batch in hand, saves the vector index and exits 0.
+    finishes the batch in hand, saves the vector index and exits 0. With --ray, the first scan reads
+    and embeds on a Ray cluster (docs/distributed.md); the changes after it are indexed here.
     """
+    ray = parse_ray(ray_address, ray_path_map, ray_actors)
     roots = settings.replace(**overrides).library_roots(roots)
     if not roots:
         raise BadInput("name at least one photo folder (photoseek watch ~/Pictures), or set `roots`")
@@ -46,7 +57,7 @@ def watch(settings: Settings, roots: tuple[Path, ...], scan_only: bool, **overri
 
         once = OncePerReason()
         logging.getLogger("indexer.writer").addFilter(once)  # the writer logs "skipping FILE: REASON"
-        watcher = Watcher(library, roots)
+        watcher = Watcher(library, roots, ray=ray)
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.signal(sig, lambda *_: watcher.stop()) for sig in signals}
         try:

@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.catalog import images
 from indexer.catalog.schema import DELETED, OK
@@ -29,6 +30,9 @@ from indexer.watch.events import GONE, MOVED, TOUCHED, EventQueue, FsEvent, is_w
 from indexer.watch.observer import POLLING, Observers
 from indexer.watch.settle import SettleTracker
 from indexer.watch.status import StatusFile, WatchStatus
+
+if TYPE_CHECKING:
+    from indexer.distributed import RayOptions
 
 log = logging.getLogger("indexer.watch")
 
@@ -55,7 +59,8 @@ class RootState:
 
 
 class Watcher:
-    def __init__(self, library: Library, roots: Sequence[Path]) -> None:
+    def __init__(self, library: Library, roots: Sequence[Path], ray: RayOptions | None = None) -> None:
+        """`ray`: the first scan reads and embeds on that Ray cluster; the changes after it, here."""
         settings = library.settings
         self.library = library
         self.settings = settings
@@ -66,7 +71,7 @@ class Watcher:
         self._stop_requested = False
         status = WatchStatus(pid=os.getpid(), started_at=time.time())
         self.status = StatusFile(library.layout.watch_status, status)
-        self.writer = library.writer(images_only=True, between_photos=self._between_photos)
+        self.writer = library.writer(images_only=True, between_photos=self._between_photos, ray=ray)
         skip = library.layout.not_photos()
         self.observers = Observers(self.events, settings.poll_interval_s, settings.force_polling, skip)
         self.skip = skip
@@ -102,12 +107,14 @@ class Watcher:
                 except Exception:  # one bad root must not keep the others unwatched
                     log.exception("could not start %s; retrying in %.0fs", root.path, RETRY_S)
                     self._retry_at[root.path] = time.monotonic() + RETRY_S
+            self.writer.scale_in()  # a Ray cluster, if any, did the first scan; events are indexed here
             self._set_state("watching")
             while not self._stop_requested and not scan_only:
                 self._cycle()
         except Stopping:
             pass
         finally:
+            self.writer.scale_in()
             self._shutdown()
 
     def _shutdown(self) -> None:

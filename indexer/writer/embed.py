@@ -67,13 +67,7 @@ class Embedder:
     def embed(self, batch: list[PhotoRead]) -> dict[str, np.ndarray]:
         """Vectors of this batch's contents that have no embedding of this model yet."""
         wanted = {r.content_hash: r for r in batch if r.error is None and r.content_hash}
-        todo: list[PhotoRead] = []
-        if wanted:
-            # The in-flight set is read before the catalog: a hash that leaves it was committed first.
-            inflight = set(self.inflight)
-            with self.catalog.session() as s:
-                have = embeddings.embedded_among(s, self._model_id(), list(wanted))
-            todo = [r for h, r in wanted.items() if h not in have and h not in inflight]
+        todo = self.to_embed(batch)
         vectors: dict[str, np.ndarray] = {}
         if todo:
             todo, pixels = self._model_inputs(todo)
@@ -87,6 +81,25 @@ class Embedder:
                 r.error = failed[r.content_hash]  # a duplicate of a file that failed to decode
         self.inflight.update(vectors)
         return vectors
+
+    def to_embed(self, batch: list[PhotoRead]) -> list[PhotoRead]:
+        """One read per content of this batch that this model has not embedded and that no batch
+        before it is embedding (in flight: its commit is ahead of this batch's)."""
+        wanted = {r.content_hash: r for r in batch if r.error is None and r.content_hash}
+        if not wanted:
+            return []
+        # The in-flight set is read before the catalog: a hash that leaves it was committed first.
+        inflight = set(self.inflight)
+        with self.catalog.session() as s:
+            have = embeddings.embedded_among(s, self._model_id(), list(wanted))
+        return [r for h, r in wanted.items() if h not in have and h not in inflight]
+
+    def reserve(self, batch: list[PhotoRead]) -> list[PhotoRead]:
+        """to_embed, for an embedder elsewhere (a Ray cluster): the contents count as in flight from now
+        on, so a later batch does not embed them again while this one is out (see committed())."""
+        todo = self.to_embed(batch)
+        self.inflight.update(r.content_hash for r in todo)  # type: ignore[misc]
+        return todo
 
     def committed(self, hashes: dict[str, np.ndarray]) -> None:
         self.inflight.difference_update(hashes)

@@ -35,6 +35,7 @@ from indexer.writer.read import read_many
 from indexer.writer.summary import Summary
 
 if TYPE_CHECKING:
+    from indexer.distributed.stage import RayStage
     from indexer.encoder import Encoder
 
 log = logging.getLogger("indexer.writer")
@@ -52,12 +53,14 @@ class Writer:
         hooks: Sequence[BatchHook] = (),
         after_prepare: Callable[[], None] | None = None,
         between_photos: Callable[[], None] | None = None,
+        cluster: RayStage | None = None,
     ) -> None:
         """`resolve_model`: the catalog's id of the model, checked against the library (called once,
         when the first photo needs embedding). `after_prepare`: called once the hooks have what they
         need from the model (the Library frees the text tower of a process that only embeds images).
         `between_photos`: called after each photo read; it may raise to stop (the batch in hand is then
-        not committed)."""
+        not committed). `cluster`: whole roots are read and embedded on a Ray cluster instead of here
+        (indexer/distributed/); plan, dedup and commit stay here, until scale_in()."""
         self.settings = settings
         self.catalog = catalog
         self.layout: DataDir = settings.layout
@@ -68,6 +71,7 @@ class Writer:
         self._between_photos = between_photos
         self._model_id: int | None = None
         self.embedder = Embedder(settings, catalog, encoder, self.model_id)
+        self.cluster = cluster
         self.changed = False  # this writer committed something: the saved vector index is stale
         self._vectors: VectorIndex | None = None
 
@@ -85,10 +89,19 @@ class Writer:
     # -- whole roots --------------------------------------------------------------------------------
     def index_roots(self, roots: Iterable[Path], progress: bool = False) -> Summary:
         total = Summary()
-        for root in roots:
-            total.merge(self.reconcile_root(Path(root), progress))
+        try:
+            for root in roots:
+                total.merge(self.reconcile_root(Path(root), progress))
+        finally:
+            self.scale_in()
         self.save_vectors()
         return total
+
+    def scale_in(self) -> None:
+        """Let the Ray cluster go (its actors and connection): from now on this process reads and embeds."""
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            cluster.close()
 
     def reconcile_root(self, root: Path, progress: bool = False) -> Summary:
         """Make the catalog match what is under `root` now."""
@@ -110,7 +123,7 @@ class Writer:
             self._record_unreadable(plan.unreadable, root_row.id, summary)
             name = Path(root_row.path).name or "/"
             with tqdm(total=plan.to_read, unit="img", desc=name, disable=not progress, smoothing=0.1) as bar:
-                self._index(plan.entries(), plan.to_read, root_row.id, claims, summary, bar.update)
+                self._index(plan.entries(), plan.to_read, root_row.id, claims, summary, bar, self.cluster)
             # What no new file took over is gone: unclaimed rows of known content, and the rest.
             gone = [k.id for ks in claims.values() for k in ks]
             gone += [k.id for k in plan.missing if not (k.content_hash and k.status == OK)]
@@ -147,20 +160,37 @@ class Writer:
         root_id: int,
         claims: dict,
         summary: Summary,
-        progress: Callable[[int], object] | None = None,
+        progress: tqdm | None = None,
+        cluster: RayStage | None = None,
     ) -> None:
         if not count:
             return
-        embedder = self.embedder
-        gpu_jpeg = embedder.gpu_jpeg()
-        reads = read_many(entries, count, self.settings, embedder.image_size, gpu_jpeg)
         with Committer() as committer:
-            for reads_batch in self._batches(reads):
-                vectors = embedder.embed(reads_batch)
+            for reads_batch, vectors in self._embedded(entries, count, cluster, progress):
                 batch = Batch(reads_batch, vectors, root_id, claims)
                 committer.submit(self._commit, batch, summary)
                 if progress is not None:
-                    progress(len(reads_batch))
+                    progress.update(len(reads_batch))
+
+    def _embedded(
+        self, entries: Iterator[FileEntry], count: int, cluster: RayStage | None, progress: tqdm | None
+    ) -> Iterator[tuple[list[PhotoRead], dict]]:
+        """read + embed, batch by batch: in this process, or on the Ray cluster (which gets only the
+        contents the Embedder has not embedded and no earlier batch has in flight)."""
+        embedder = self.embedder
+        if cluster is not None:
+            enc = self._encoder()
+            batches = cluster.embedded(entries, enc.identity, enc.image_size, embedder.reserve, progress)
+            for reads_batch, vectors in batches:
+                for _ in reads_batch:
+                    if self._between_photos is not None:
+                        self._between_photos()
+                yield reads_batch, vectors
+            return
+        gpu_jpeg = embedder.gpu_jpeg()
+        reads = read_many(entries, count, self.settings, embedder.image_size, gpu_jpeg)
+        for reads_batch in self._batches(reads):
+            yield reads_batch, embedder.embed(reads_batch)
 
     def _commit(self, batch: Batch, summary: Summary) -> None:
         try:
