@@ -269,3 +269,41 @@ def test_ray_options_from_the_command_line():
     assert proc.returncode == 2 and "--ray-path-map and --ray-actors go with --ray ADDRESS" in proc.stderr
     proc = photoseek("index", "/tmp", "--ray", "127.0.0.1:6379", "--ray-path-map", "nonsense")
     assert proc.returncode == 2 and "DRIVER_PREFIX=WORKER_PREFIX" in proc.stderr
+
+
+def test_watch_first_scan_and_reembed_on_the_cluster(tmp_path, cluster, library):
+    """`watch --ray` does its first scan on the cluster; `reembed --ray` embeds every content there (here
+    with the toy's weights from another file: another model to the catalog, the same vectors)."""
+    from indexer.catalog import open_catalog
+    from indexer.toyclip import CHECKPOINT_PATH, MODEL_NAME
+
+    root, data = tmp_path / "photos", tmp_path / "data"
+    root.mkdir()
+    for i, src in enumerate(sorted(library.rglob("*.jpg"))[:30]):
+        shutil.copy(src, root / f"p{i:02d}.jpg")
+    ray = ["--ray", cluster.address]
+    proc = photoseek("--data-dir", str(data), "--model", "toy", "watch", "--scan-only", "--batch-size", "6",
+                     *ray, str(root), timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    catalog = open_catalog(data)
+    try:
+        assert check_indexed_once(catalog, root) == 30
+        toy = catalog.active_model()
+        weights = tmp_path / "toy-copy.pt"
+        shutil.copy(CHECKPOINT_PATH, weights)
+        proc = photoseek("--data-dir", str(data), "reembed", "--model", f"{MODEL_NAME}:{weights}", *ray,
+                         timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "re-embedded 30 images" in proc.stdout and "on the Ray cluster: 30 photos" in proc.stdout
+        copy = catalog.active_model()
+        assert copy != toy and copy.pretrained == "file"
+        with catalog.session() as s:
+            embs = s.scalars(select(Embedding)).all()
+        by_model: dict[int, dict] = {}
+        for e in embs:
+            by_model.setdefault(e.model_id, {})[e.content_hash] = from_blobs([e.vector])[0]
+        old, new = (by_model[catalog.model_id(m)] for m in (toy, copy))
+        assert set(old) == set(new) and len(new) == 30
+        assert min(float(np.dot(old[h], new[h])) for h in new) >= 0.9999
+    finally:
+        catalog.close()
