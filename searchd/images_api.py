@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, request, send_file
-from sqlalchemy import select
 
-from indexer.catalog.schema import DELETED, OK, Image, ImageTag, Root, Tag
+from indexer.catalog import tags as tag_rows
+from indexer.catalog.schema import DELETED, OK, Image
 from indexer.decode import DecodeError
 from searchd.params import MAX_IMAGE_ID
 from searchd.results import metadata
@@ -36,13 +36,11 @@ def _image(image_id: int, need_ok: bool = True) -> tuple[Image, str | None]:
     """The catalog row and its root's path; 404 when unknown or deleted (or not indexed, if need_ok)."""
     if image_id > MAX_IMAGE_ID:  # the URL converter takes any digits; SQLite integers do not
         abort(404, f"no image #{image_id}")
-    with _state().library.catalog.session() as s:
-        row = s.get(Image, image_id)
-        if row is None or row.status == DELETED:
-            abort(404, f"no image #{image_id} in the library (unknown or deleted)")
-        if need_ok and row.status != OK:
-            abort(404, f"image #{image_id} ({os.path.basename(row.path)}) could not be indexed: {row.error}")
-        root = s.scalar(select(Root.path).where(Root.id == row.root_id))
+    row, root = _state().library.catalog.image_and_root(image_id)
+    if row is None or row.status == DELETED:
+        abort(404, f"no image #{image_id} in the library (unknown or deleted)")
+    if need_ok and row.status != OK:
+        abort(404, f"image #{image_id} ({os.path.basename(row.path)}) could not be indexed: {row.error}")
     return row, root
 
 
@@ -68,13 +66,8 @@ def _inside_roots(row: Image) -> Path:
 def image_metadata(image_id: int):
     row, root = _image(image_id, need_ok=False)
     with _state().library.catalog.session() as s:
-        tags = s.execute(
-            select(Tag.name, ImageTag.state, ImageTag.score)
-            .join(ImageTag, ImageTag.tag_id == Tag.id)
-            .where(ImageTag.image_id == image_id)
-            .order_by(ImageTag.state, ImageTag.score.desc(), Tag.name)
-        ).all()
-    return jsonify(metadata(row, root, [{"name": n, "state": st, "score": sc} for n, st, sc in tags]))
+        tags = tag_rows.tags_of(s, image_id)  # accepted, then suggested by score, then rejected
+    return jsonify(metadata(row, root, [{"name": n, "state": st, "score": sc} for n, st, sc, _ in tags]))
 
 
 @bp.get("/api/images/<int:image_id>/thumb")

@@ -175,6 +175,13 @@ class Catalog:
         with self.session() as s:
             s.get(Root, root_id).last_scan_at = utcnow()  # type: ignore[union-attr]
 
+    def image_and_root(self, image_id: int) -> tuple[Image | None, str | None]:
+        """An image's row (any status) and its root's path."""
+        with self.session() as s:
+            row = s.get(Image, image_id)
+            root = s.get(Root, row.root_id) if row is not None else None
+            return row, root.path if root is not None else None
+
     def roots(self) -> list[Root]:
         with self.session() as s:
             return list(s.scalars(select(Root).order_by(Root.path)))
