@@ -69,9 +69,12 @@ def exact_top(n: int, queries: np.ndarray, ok_ids: np.ndarray, k: int = 10) -> n
         ids = np.arange(start + 1, start + len(vecs) + 1)
         start += len(vecs)
         keep = np.isin(ids, ok_ids)
+        if not keep.any():
+            continue
         s, i = faiss.knn(queries, vecs[keep], k, faiss.METRIC_INNER_PRODUCT)
+        s[i < 0] = -np.inf  # fewer than k allowed in this chunk
         both_s = np.concatenate([best_s, s], axis=1)
-        both_i = np.concatenate([best_i, ids[keep][i]], axis=1)
+        both_i = np.concatenate([best_i, ids[keep][np.maximum(i, 0)]], axis=1)
         order = np.argsort(-both_s, axis=1)[:, :k]
         best_s, best_i = np.take_along_axis(both_s, order, 1), np.take_along_axis(both_i, order, 1)
     return best_i

@@ -11,8 +11,8 @@ Three kinds, chosen from the vector count whenever the index is rebuilt (docs/sc
   ivf     approximate, above `approximate_above`: IVF over fp16 codes, 4 sqrt(n) lists, as a base that
           is mapped from disk and never modified plus a delta in memory (indexer/vectors_ivf.py).
           1M x 512: recall@10 0.96 at ~1 ms a query, built in ~1.5 min on 2 cores (bench/RESULTS.md).
-  ondisk  above `ondisk_above`: the same layering with 64-byte PQ codes, candidates re-ranked with the
-          catalog's exact vectors; resident memory is the centroids plus what the page cache keeps.
+  ondisk  above `ondisk_above`: the same with 8-bit codes (half the bytes, scores within ~1e-3); what
+          is resident is the centroids plus what the page cache keeps of the lists.
 HNSW was measured against the IVF family and not adopted (bench/RESULTS.md, issue 15): no faster at
 the recall wanted, 4-6x slower to build, and it cannot remove a vector.
 """

@@ -12,12 +12,13 @@ small delta in memory. indexer.vectors.VectorIndex uses it above `approximate_ab
 When the delta and the shadowed ids outgrow COMPACT_FRACTION of the base, the process that saves the
 index (the writer) builds a new base from the catalog and readers adopt it (VectorIndex.catch_up).
 
-Two codecs (bench/RESULTS.md, "Issue 15", has the measurements behind each number here):
-  ivf     SQfp16 codes without residual: the codes are the vectors in fp16, so a scanned vector is
+Two codecs, both scalar (bench/RESULTS.md, "Issue 15", has the measurements behind each number):
+  ivf     fp16 codes without residual: the codes are the vectors in fp16, so a scanned vector is
           scored exactly. ~1 KB per 512-d vector, held in the page cache: up to a few million photos.
-  ondisk  PQ codes of 64 bytes: 16x smaller, so 100M photos need 7 GB of lists rather than 100 GB;
-          PQ scores are approximate, so the best RERANK x k candidates are re-scored exactly with
-          the catalog's vectors (the source of truth) before the top k is cut.
+  ondisk  8-bit codes (SQ8, a range per dimension): half the bytes, scores within ~1e-3, the same
+          recall. 64-byte PQ codes were measured and dropped: at 10M CLIP-like vectors their score
+          error is larger than the gaps between a text query's top few thousand photos (recall@10
+          0.30 even after an exact re-rank of 100 candidates from the catalog).
 """
 
 from __future__ import annotations
@@ -42,11 +43,8 @@ LISTS_PER_SQRT = 4  # nlist = 4 sqrt(n): 4096 lists at 1M (1000 lists missed 0.9
 SCAN_MIN = 8_000  # vectors scanned per query at least: small indexes probe more of their lists
 PROBE_FRACTION = 1 / 32  # of the lists probed at least: 1M CLIP-like, 1/64: recall@10 0.923, 1/32: 0.959
 HNSW_QUANTIZER_ABOVE = 8_192  # lists; above, the coarse quantizer is an HNSW graph, not a flat scan
-TRAIN_MAX = 256_000  # training sample cap (k-means and PQ): 512 MB of fp32 at 512-d
-PQ_BYTES = 64  # ondisk codec: 64 sub-quantizers of 8 bits
-RERANK = 10  # ondisk: candidates re-scored exactly, per result wanted
-RERANK_ALL_MAX = 2_000  # ondisk: a filter allowing fewer ids is scored exactly, id by id
-EXACT_FILTER_MAX = 20_000  # a filter allowing fewer ids probes every list (exact for the ivf codec)
+TRAIN_MAX = 256_000  # training sample cap (k-means, SQ ranges): 512 MB of fp32 at 512-d
+EXACT_FILTER_MAX = 20_000  # a filter allowing fewer ids is scored id by id from the codes (exact)
 COMPACT_FRACTION = 0.2  # delta + shadowed over this share of the base: the writer rebuilds the base
 COMPACT_MIN = 20_000
 SHARD = 2_000_000  # vectors per build shard held in memory before it is written and merged
@@ -113,22 +111,12 @@ def train_template(sample: np.ndarray, kind: str, nlist: int) -> faiss.IndexIVF:
     quantizer.add(cents)
     if isinstance(quantizer, faiss.IndexHNSW):
         quantizer.hnsw.efSearch = 64  # assigning vectors to lists at build: near-exact (default 16)
-    if kind == IVF:
-        ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, ip, False)
-    else:
-        ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_bytes(dim), 8, ip)
-        ivf.do_polysemous_training = False  # minutes of training for a Hamming filter we do not use
-        ivf.pq.cp.max_points_per_centroid = 64  # 16k points per sub-quantizer: seconds, not minutes
-        ivf.pq.cp.niter = 10
+    codec = faiss.ScalarQuantizer.QT_fp16 if kind == IVF else faiss.ScalarQuantizer.QT_8bit
+    ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, codec, ip, False)
     ivf.own_fields = True
     quantizer.this.disown()
     ivf.train(sample)  # the quantizer holds nlist centroids already: only the codec is trained
     return ivf
-
-
-def pq_bytes(dim: int) -> int:
-    """PQ_BYTES sub-quantizers where the dimension allows (512-d: 8 dims each), else dim / 4."""
-    return PQ_BYTES if dim % PQ_BYTES == 0 and dim >= 2 * PQ_BYTES else max(1, dim // 4)
 
 
 def clone_empty(template: faiss.IndexIVF) -> faiss.IndexIVF:
@@ -386,14 +374,11 @@ class LayeredIndex:
                 allowed = np.unique(allowed)
             if not len(allowed):
                 return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-            if self.kind == ONDISK and len(allowed) <= RERANK_ALL_MAX and self.exact is not None:
-                return self._exact_among(q[0], k, allowed)
-            if self.kind == IVF and len(allowed) <= EXACT_FILTER_MAX:
+            if len(allowed) <= EXACT_FILTER_MAX:
                 return self._exact_ivf(q, k, allowed)
             # Probe more lists the fewer ids pass, so that as many allowed candidates are scanned as an
-            # unfiltered search scans vectors; small filters probe every list (exact for the ivf codec).
-            wide = len(allowed) <= EXACT_FILTER_MAX
-            nprobe = self.nlist if wide else min(self.nlist, math.ceil(nprobe * len(self) / len(allowed)))
+            # unfiltered search scans vectors.
+            nprobe = min(self.nlist, math.ceil(nprobe * len(self) / len(allowed)))
             bits = _bitmap(allowed)
             in_base = allowed
             if len(self.shadow.ids):
@@ -408,20 +393,19 @@ class LayeredIndex:
             )
             if base_sel is None:  # every allowed id changed since the base: only the delta can have them
                 return self._merge(q, k, [self._search(self.delta, q, k, nprobe, delta_sel)])
-        fetch = k * RERANK if self.kind == ONDISK and self.exact is not None else k
-        parts = [self._search(self.base.index, q, fetch, nprobe, base_sel)]
+        parts = [self._search(self.base.index, q, k, nprobe, base_sel)]
         if self.delta.ntotal:
-            parts.append(self._search(self.delta, q, fetch, nprobe, delta_sel))
+            parts.append(self._search(self.delta, q, k, nprobe, delta_sel))
         return self._merge(q, k, parts)
 
     def _exact_ivf(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k among a few ids: their fp16 codes are the vectors, read where they lie (a
-        probe of every list scans all 1M ids to find 10k: ~50 ms at 1M, this ~5 ms)."""
+        """Exact top-k among a few ids: their codes are read where they lie in the mapped lists and
+        decoded (a probe of every list scans all 1M ids to find 10k: ~50 ms at 1M, this ~5 ms)."""
         in_base = allowed
         if len(self.shadow.ids):
             in_base = allowed[~np.isin(allowed, self.shadow.ids, assume_unique=True)]
         ids, codes = self.base.codes_of(in_base)
-        scores = codes.view(np.float16).astype(np.float32) @ q[0] if len(ids) else np.zeros(0, np.float32)
+        scores = self.base.index.sq.decode(codes) @ q[0] if len(ids) else np.zeros(0, np.float32)
         parts = [(scores, ids)]
         if self.delta.ntotal:
             bits = _bitmap(allowed)
@@ -444,20 +428,8 @@ class LayeredIndex:
     def _merge(self, q, k, parts) -> tuple[np.ndarray, np.ndarray]:
         scores = np.concatenate([p[0] for p in parts])
         ids = np.concatenate([p[1] for p in parts])
-        if self.kind == ONDISK and self.exact is not None and len(ids):
-            return self._exact_among(q[0], k, ids)
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top].astype(np.float32), ids[top]
-
-    def _exact_among(self, q: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores from the catalog's vectors (ids it no longer finds searchable drop out)."""
-        assert self.exact is not None
-        present, vecs = self.exact(np.unique(ids).tolist())
-        if not len(present):
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        scores = vecs @ q
-        top = np.argsort(-scores, kind="stable")[:k]
-        return scores[top].astype(np.float32), present[top]
 
     # -- single vectors -----------------------------------------------------------------------------
     def contains(self, image_id: int) -> bool:
