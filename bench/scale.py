@@ -194,6 +194,7 @@ def _edit(catalog, ids: np.ndarray) -> None:
     from indexer.catalog.store import utcnow
 
     rng = np.random.default_rng(2)
+    run = os.urandom(4).hex()  # a cached catalog edited by an earlier run already has edit rows
     with catalog.session() as s:
         for j, image_id in enumerate(ids.tolist()):
             row = s.get(Image, image_id)
@@ -204,7 +205,7 @@ def _edit(catalog, ids: np.ndarray) -> None:
                 row.path = row.path.replace("/IMG_", "/moved/IMG_")
             else:
                 v = rng.standard_normal(512).astype(np.float32)
-                row.content_hash = f"edit{image_id:060x}"
+                row.content_hash = f"edit{run}{image_id:052x}"
                 s.add(
                     Embedding(
                         model_id=1,
