@@ -55,7 +55,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # host names searchd answers to, besides loopback and the bind one
     trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto count (docs/security.md)
     approximate_above: int = 200_000  # vectors; above this an approximate (IVF) index is used; 0: never
-    ondisk_above: int = 5_000_000  # vectors; above this the IVF-PQ index on disk (docs/scale.md); 0: never
+    ondisk_above: int = 5_000_000  # vectors; above this 8-bit codes instead of fp16 (docs/scale.md); 0: never
     max_upload_mb: float = 20.0
     max_upload_megapixels: float = 50.0  # images sent with a query (search by image, classify)
     upload_slots: int = 2  # uploaded images decoded at once; others wait
