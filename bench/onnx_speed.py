@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument(
         "--no-vocabulary", dest="vocabulary", action="store_false", help="skip the tag vocabulary"
     )
+    ap.add_argument("--only-vocabulary", action="store_true", help="only the tag vocabulary section")
     args = ap.parse_args()
     import torch
 
