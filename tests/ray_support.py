@@ -3,6 +3,7 @@ process of its own (its raylet, object store and workers die with it), stopped b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from tests.watch_support import wait_for
 
@@ -102,9 +105,20 @@ class LocalCluster:
     def wait_for_nodes(self, n: int) -> None:
         wait_for(lambda: self.alive_nodes() == n, 120, f"{n} live Ray nodes")
 
+    def freeze_node(self, proc: subprocess.Popen) -> None:
+        """Stop every process of a node (its raylet, store and workers, the actors too): what was sent
+        there cannot finish, as on a machine that hangs."""
+        for p in _tree(proc):
+            p.send_signal(signal.SIGSTOP)
+
     def kill_node(self, proc: subprocess.Popen) -> None:
-        """Kill one node at once, as a machine that loses power: its raylet, store and workers."""
-        os.killpg(proc.pid, signal.SIGKILL)
+        """Kill every process of a node at once, as a machine that loses power. By pid: Ray's workers
+        leave the node's process group, not its process tree."""
+        tree = _tree(proc)
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(tree, timeout=30)
         proc.wait(timeout=30)
         self.nodes.remove(proc)
 
@@ -113,6 +127,14 @@ class LocalCluster:
             _end(proc)
         self.nodes.clear()
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _tree(proc: subprocess.Popen) -> list[psutil.Process]:
+    try:
+        top = psutil.Process(proc.pid)
+        return [top, *top.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _end(proc: subprocess.Popen) -> None:

@@ -86,6 +86,7 @@ class RayStage:
         self._same_model = same_model
         self.rates = NodeRates()
         self.slots: list[_Slot] = []
+        self.actors = 0  # how many embedding actors this stage started (the summary says so after close)
         self._identity: ModelIdentity | None = None
         self._owns_connection = False
 
@@ -135,6 +136,7 @@ class RayStage:
             depth = max(1, cpus // per_node[node_id]) + 2
             actors.append((actor, depth))
         self.slots = [_Slot(a, "", "", depth) for a, depth in actors]
+        self.actors = len(self.slots)
         self._identity = identity
         for slot in self.slots:
             try:
@@ -167,7 +169,7 @@ class RayStage:
             self._owns_connection = False
 
     def report(self) -> str:
-        return self.rates.report(len(self.slots))
+        return self.rates.report(self.actors)
 
     # -- the stream -----------------------------------------------------------------------------------
     def embedded(
@@ -217,6 +219,10 @@ class RayStage:
     def _room(self, jobs: deque[_Job]) -> bool:
         if not jobs:
             return True
+        # Done batches wait behind a slow first one (a retried task): they count too, so what a killed
+        # driver loses stays bounded.
+        if len(jobs) >= 2 * sum(s.depth for s in self.slots):
+            return False
         shipped = sum(j.shipped for j in jobs if j.reads is None)
         if shipped >= self.options.inflight_mb * 1e6:
             return False
