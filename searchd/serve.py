@@ -124,7 +124,9 @@ def local_url(host: str, port: int) -> str:
 
 
 def _load_model(library) -> None:
+    """What the first text query needs, loaded while the server already answers: the text tower (with
+    ONNX Runtime the towers load separately; the image tower waits for the first upload)."""
     try:
-        library.encoder()
+        library.encoder().encode_texts(["a photo"])
     except Exception as exc:  # said once here; each query that needs the model says it again (503)
         log.error("the model could not be loaded: %s", exc)
