@@ -10,11 +10,12 @@ Three kinds, chosen from the vector count whenever the index is rebuilt (docs/sc
           ~1e-5 of fp32 (unit vectors), so the top 10 is that of fp32. Saved and loaded whole.
   ivf     approximate, above `approximate_above`: IVF over fp16 codes, 4 sqrt(n) lists, as a base that
           is mapped from disk and never modified plus a delta in memory (indexer/vectors_ivf.py).
-          1M x 512: recall@10 0.96 at ~1 ms a query, built in ~1.5 min on 2 cores (bench/RESULTS.md).
+          1M x 512: recall@10 0.958 at ~1.5 ms a query, built in under a minute on 2 cores.
   ondisk  above `ondisk_above`: the same with 8-bit codes (half the bytes, scores within ~1e-3); what
           is resident is the centroids plus what the page cache keeps of the lists.
-HNSW was measured against the IVF family and not adopted (bench/RESULTS.md, issue 15): no faster at
-the recall wanted, 4-6x slower to build, and it cannot remove a vector.
+HNSW was measured against the IVF family and not adopted (bench/RESULTS.md, issue 15): a graph built
+within the time IVF takes is below 0.90 recall at the same latency, a good one takes ~10 minutes on 2
+cores, and it cannot remove a vector.
 """
 
 from __future__ import annotations
