@@ -33,16 +33,10 @@ from generation.inputs import (
     remove_upload,
     upload_path,
 )
-from generation.optimize import (
-    GenerationCancelled,
-    GenerationOptions,
-    cast_param,
-    generate_image,
-    record_params,
-)
+from generation.options import GenerationCancelled, GenerationOptions, cast_param
 from generation.output import save_generated
 from generation.prompts import parse_prompts
-from generation.vqgan import VQGAN, describe_vqgan, load_vqgan_spec
+from generation.vqgan_spec import describe_vqgan
 from indexer.catalog import Catalog, GenerationJob
 from indexer.catalog import jobs as queries
 from indexer.catalog.store import utcnow
@@ -288,6 +282,8 @@ class JobRunner:
             with self._lock:
                 return self._closing or job_id in self._cancel
 
+        from generation.optimize import generate_image, record_params  # torch: only once a job runs
+
         try:
             sources = {k: params.pop(k) for k in SOURCE_KEYS if k in params}
             options = GenerationOptions.from_params(params)
@@ -348,9 +344,11 @@ class JobRunner:
             stored = json.loads(job.params or "{}").get("init_upload") if job is not None else None
         remove_upload(self.inputs_dir, stored)
 
-    def load_vqgan(self, device: str) -> VQGAN:
+    def load_vqgan(self, device: str):
         """The VQGAN, through the model cache (indexer/models.py): loaded on first use, let go after
         idle_unload_s without a job, its memory (GPU memory on a GPU box) handed back to search."""
+        from generation.vqgan import load_vqgan_spec  # torch: only once a job runs
+
         key = f"vqgan:{self.vqgan_spec or 'tiny'}@{device}"
         return self.models.get(key, lambda: load_vqgan_spec(self.vqgan_spec, device), self.idle_unload_s)
 

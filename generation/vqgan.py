@@ -21,21 +21,23 @@ from torch import nn
 
 from generation.checkpoint import read_state_dict
 from generation.taming import Decoder, Encoder
-from indexer.errors import BadInput
+from generation.vqgan_spec import (  # noqa: F401 (re-exported: the spec side lives there)
+    TINY_CHECKPOINT,
+    TINY_CONFIG,
+    TINY_DIR,
+    TINY_LABEL,
+    TOY_NOTE,
+    VQGANConfigError,
+    describe_vqgan,
+    parse_vqgan_spec,
+    vqgan_label,
+)
 
-TINY_DIR = Path(__file__).parent / "tiny_vqgan"
-TINY_CONFIG = TINY_DIR / "tiny_vqgan.yaml"
-TINY_CHECKPOINT = TINY_DIR / "tiny_vqgan.ckpt"
-TINY_LABEL = "tiny-toyworld"  # 256 codes trained on drawn shapes: for demos and tests, not for pictures
 VQ_TARGET = "taming.models.vqgan.VQModel"
 GUMBEL_TARGET = "taming.models.vqgan.GumbelVQ"
 IGNORED_PREFIXES = ("loss.",)  # discriminator / perceptual-loss weights saved by the trainer
 _DDCONFIG_KEYS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "in_channels", "out_ch",
                   "resolution", "z_channels")  # fmt: skip
-
-
-class VQGANConfigError(BadInput):
-    """The config or checkpoint is not a taming-transformers VQGAN we can load; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -192,11 +194,6 @@ def load_vqgan(config: Path | str, checkpoint: Path | str | None, device: str = 
     return model.eval().to(device)
 
 
-def vqgan_label(config: Path, checkpoint: Path | None) -> str:
-    """What a generated PNG records as its VQGAN: the two file names, never their private paths."""
-    return f"{config.name},{checkpoint.name if checkpoint else 'random'}"
-
-
 def load_taming_state_dict(
     model: VQGAN, state_dict: dict[str, torch.Tensor], source: str = "", config: str = "its config"
 ) -> None:
@@ -240,19 +237,6 @@ def _mismatch_message(model: VQGAN, kept: dict, wrong: list, source: str, config
     )
 
 
-def parse_vqgan_spec(spec: str) -> tuple[Path, Path | None]:
-    """`CONFIG.yaml,MODEL.ckpt` (or just CONFIG.yaml for random weights) -> paths, checked to exist."""
-    config, _, ckpt = (p.strip() for p in spec.partition(","))
-    paths = [Path(config).expanduser()] + ([Path(ckpt).expanduser()] if ckpt else [])
-    for path in paths:
-        if not path.is_file():
-            raise VQGANConfigError(
-                f"VQGAN file {path} does not exist; pass --vqgan CONFIG.yaml,MODEL.ckpt "
-                "(for example vqgan_imagenet_f16_16384.yaml,vqgan_imagenet_f16_16384.ckpt)"
-            )
-    return paths[0], (paths[1] if ckpt else None)
-
-
 def load_default_vqgan(device: str = "cpu") -> VQGAN:
     """The tiny VQGAN shipped in generation/tiny_vqgan (trained on the toy world; see train.py)."""
     if not TINY_CHECKPOINT.is_file():
@@ -265,30 +249,8 @@ def load_default_vqgan(device: str = "cpu") -> VQGAN:
     return model
 
 
-TOY_NOTE = (
-    "the tiny toy-world VQGAN shipped with photoseek (256 codes, trained on drawn shapes): only for demos "
-    "and tests. For real pictures run `photoseek fetch-vqgan` on a machine with internet and set vqgan"
-)
-
-
 def load_vqgan_spec(spec: str | None, device: str = "cpu") -> VQGAN:
     """`CONFIG.yaml,MODEL.ckpt` (the `vqgan` setting, --vqgan), or ""/None for the tiny VQGAN."""
     if not spec:
         return load_default_vqgan(device)
     return load_vqgan(*parse_vqgan_spec(spec), device=device)
-
-
-def describe_vqgan(spec: str | None) -> dict[str, object]:
-    """Which VQGAN a spec means, without loading it: what the page and /api show (file names only)."""
-    if not spec:
-        return {"label": TINY_LABEL, "config": TINY_CONFIG.name, "checkpoint": TINY_CHECKPOINT.name,
-                "toy": True, "note": TOY_NOTE}  # fmt: skip
-    config, checkpoint = parse_vqgan_spec(spec)
-    return {
-        "label": vqgan_label(config, checkpoint),
-        "config": config.name,
-        "checkpoint": checkpoint.name if checkpoint else None,
-        "toy": False,
-        "note": "a taming-transformers VQGAN"
-        + ("" if checkpoint else " with random weights (benchmarks only)"),
-    }

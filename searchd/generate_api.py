@@ -165,7 +165,7 @@ def _read_request() -> tuple[str, dict[str, Any], tuple[bytes, str] | None]:
 
 def _check_image_id(value: Any) -> int:
     from generation.inputs import MAX_IMAGE_ID
-    from generation.optimize import cast_param
+    from generation.options import cast_param
 
     image_id = cast_param("init_image_id", "int", value)
     if not 1 <= image_id <= MAX_IMAGE_ID:
@@ -200,7 +200,8 @@ def _int_arg(name: str, default: int | None, maximum: int) -> int | None:
 
 @bp.get("/about")
 def about():
-    from generation import optimize, prompts
+    from generation import options as optimize  # the bounds: torch-free
+    from generation import prompts
     from generation.augments import AUGMENT_CODES, DEFAULT_AUGMENTS
     from generation.jobs import MAX_PAGE
 

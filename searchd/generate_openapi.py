@@ -14,7 +14,8 @@ PROMPT_PATTERN = "^[^\\u0000]*[^\\s|:\\u0000][^\\u0000]*$"
 
 
 def api_paths() -> dict:
-    from generation import optimize, prompts
+    from generation import options as optimize  # the bounds: torch-free
+    from generation import prompts
     from generation.inputs import MAX_IMAGE_ID
     from generation.jobs import MAX_PAGE
     from searchd.generate_api import DEFAULT_PAGE, MAX_LIMIT_ARG

@@ -96,3 +96,16 @@ def test_building_the_cli_imports_no_model_runtime():
     code = f"import sys, searchd.cli; searchd.cli.build_cli(); print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", f"building the CLI imported {out.stdout.strip()}"
+
+
+def test_building_the_server_imports_no_torch(tmp_path):
+    """serve answers within seconds of its start: the app (generation's routes included) loads no torch;
+    CLIP comes from the ONNX towers on a CPU, and generation's torch only when a job runs."""
+    code = (
+        "import sys; from pathlib import Path; from indexer.library import Library; "
+        "from indexer.settings import Settings; from searchd.app import create_app; "
+        f"create_app(Library.open(Settings(data_dir=Path({str(tmp_path)!r})))); "
+        "print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", f"building the app imported {out.stdout.strip()}"
