@@ -13,6 +13,7 @@ apart: `index`, `watch` and the images searchd generates all get the same hooks.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
 import re
@@ -42,6 +43,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = ("int8", "fp32")
+
+
+def _exported(folder: Path, precision: str) -> bool:
+    from indexer.onnx_towers import OnnxManifest, OnnxModelError
+
+    try:
+        return OnnxManifest.load(folder).has(precision)
+    except OnnxModelError:
+        return False
 
 
 def cpu_only(device: str) -> bool:
@@ -143,18 +154,28 @@ class Library:
             if self._onnx is None:
                 from indexer.towers import OnnxClip
 
+                precision = self.settings.onnx_precision
+                if precision not in PRECISIONS:
+                    raise BadInput(f"onnx_precision must be {' or '.join(PRECISIONS)}, not {precision!r}")
                 folder = onnx_folder(self.settings.model)
-                if not (folder / "onnx_model.json").exists():
-                    self._export_onnx(folder)
+                if not _exported(folder, precision):
+                    self._export_onnx(folder, precision)
                 threads, idle = self.settings.torch_threads, self.settings.model_idle_unload_s
-                self._onnx = OnnxClip(folder, self.models, threads, self.settings.onnx_precision, idle)
+                self._onnx = OnnxClip(folder, self.models, threads, precision, idle)
             return self._onnx
 
-    def _export_onnx(self, folder: Path) -> None:
+    def _export_onnx(self, folder: Path, precision: str) -> None:
+        """Export once per machine: another process exporting the same model is waited for, not
+        repeated (an export costs torch and ~10 s for a ViT-B)."""
         from indexer.onnx_export import export
 
-        log.info("exporting %s to ONNX once for this machine (%s)", self.settings.model, folder)
-        export(self.settings.model, folder, int8=self.settings.onnx_precision == "int8")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f".{folder.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _exported(folder, precision):
+                return  # done by another process meanwhile
+            log.info("exporting %s to ONNX once for this machine (%s)", self.settings.model, folder)
+            export(self.settings.model, folder, int8=precision == "int8")
 
     def loaded_encoder(self) -> Encoder | OnnxClip | None:
         """The encoder if any of its towers is in memory (the watcher's status says so)."""

@@ -32,7 +32,7 @@ class Settings:
     model: str = ""
     device: str = "auto"  # auto, cpu, cuda, mps
     runtime: str = "auto"  # auto (ONNX Runtime on a CPU, torch on a GPU), onnx, torch
-    onnx_precision: str = "fp32"  # fp32 or int8 (dynamic quantisation; equivalence in bench/RESULTS.md)
+    onnx_precision: str = "int8"  # int8 (dynamic quantisation) or fp32; equivalence in bench/RESULTS.md
     roots: tuple[str, ...] = ()  # photo folders for `photoseek watch` with no arguments
     # indexing
     batch_size: int = 64  # images embedded and committed together

@@ -37,7 +37,7 @@ class OnnxClip:
         self.logit_scale = float(self.manifest.logit_scale)
         self._models = models
         self._threads = threads
-        self._precision = precision if self.manifest.has(precision) else "fp32"
+        self._precision = precision  # the Library exports what is missing before it makes this
         self._idle = idle_unload_s
         self.image_key = f"onnx-image:{folder}:{self._precision}"
         self.text_key = f"onnx-text:{folder}:{self._precision}"
