@@ -242,7 +242,11 @@ class Writer:
             if identity is None:
                 return None
             self._vectors = VectorIndex.open(
-                self.catalog, self.layout.vectors, identity, self.settings.approximate_above
+                self.catalog,
+                self.layout.vectors,
+                identity,
+                self.settings.approximate_above,
+                self.settings.ondisk_above,
             )
         return self._vectors
 
@@ -251,7 +255,7 @@ class Writer:
         identity = self.catalog.active_model()
         if identity is None:
             return
-        saved = VectorIndex.paths(self.layout.vectors, identity)[0].exists()
+        saved = VectorIndex.paths(self.layout.vectors, identity)[1].exists()  # the meta: every kind has one
         if saved and not self.changed:
             return  # readers catch up from the change sequence anyway; a rewrite would only cost
         vi = self.vectors()
