@@ -19,11 +19,10 @@ from bench import scale_catalog
 from bench.clip_like import ClipLike
 from bench.report import Report
 from bench.scale import exact_top, files_mib, ok_ids, rss_mib, timed_search
-from indexer.catalog import open_catalog
+from indexer.catalog import filters, open_catalog
+from indexer.catalog.filters import Filters
 from indexer.catalog.schema import Image
 from indexer.vectors import VectorIndex
-from searchd import filters
-from searchd.params import Filters
 
 
 def _timed(fn, runs: int = 3) -> tuple[float, float, object]:

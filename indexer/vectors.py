@@ -33,7 +33,7 @@ import numpy as np
 
 from indexer import vectors_ivf as layered
 from indexer.catalog.store import Catalog, ModelIdentity
-from indexer.vectors_catalog import iter_searchable_vectors, sample_searchable_vectors, searchable_count
+from indexer.catalog.streams import iter_searchable_vectors, sample_searchable_vectors, searchable_count
 from indexer.vectors_ivf import IVF, ONDISK, Base, LayeredIndex
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from datetime import date
 
 from werkzeug.datastructures import MultiDict
 
+from indexer.catalog.filters import Filters
 from indexer.query import Part, QueryError, parse_query
 from indexer.tags.vocabulary import MAX_TAG_LENGTH, normalize_tag
 from searchd.budgets import MAX_JSON_KEYS, MAX_LIST_VALUES, MAX_QUERY_PARTS, MAX_TAG_FILTERS, check_count
@@ -28,30 +29,6 @@ TYPE_ALIASES = {"jpg": "jpeg", "tif": "tiff", "heic": "heif"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TYPE = re.compile(r"^\.?[A-Za-z0-9]{1,16}$")
 _TRUE, _FALSE = {"1", "true"}, {"0", "false"}  # exactly what docs/api.md and the OpenAPI say
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrictions on which photos may be answered; all empty means the whole library."""
-
-    folder: str | None = None  # absolute folder; its subfolders are included
-    date_from: date | None = None  # inclusive, on the taken-at date (else the file's date)
-    date_to: date | None = None
-    camera: str | None = None
-    type: str | None = None  # lower-case format name: jpeg, png, heif, ...
-    tags: tuple[str, ...] = ()  # accepted tags, all required
-    generated: bool | None = None
-
-    @property
-    def active(self) -> bool:
-        return (
-            any(
-                v not in (None, ())
-                for v in (self.folder, self.date_from, self.date_to, self.camera, self.type)
-            )
-            or bool(self.tags)
-            or self.generated is not None
-        )
 
 
 @dataclass

@@ -12,8 +12,8 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from indexer.catalog import filters
 from indexer.query import QueryError, combine
-from searchd import filters
 from searchd.budgets import upload_slot
 from searchd.following import CATCH_UP_INTERVAL_S
 from searchd.json_provider import json_body

@@ -11,13 +11,10 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select, text
 
-from indexer.catalog import open_catalog
+from indexer.catalog import filters, open_catalog
+from indexer.catalog.filters import Filters, clauses, facets, taken_date, under_folder
 from indexer.catalog.schema import Image
 from indexer.catalog.store import utcnow
-from searchd import filters
-from searchd.facet_queries import under_folder
-from searchd.filters import clauses, facets, taken_date
-from searchd.params import Filters
 
 
 def add(s, root_id: int, path: str, **kw) -> Image:
@@ -190,7 +187,7 @@ def test_filters_read_indexes_not_the_table(catalog, f):
 
 
 def test_facet_queries_seek(catalog):
-    from searchd.facet_queries import _DISTINCT_SQL
+    from indexer.catalog.filters import _DISTINCT_SQL
 
     with catalog.engine.connect() as conn:
         for sql in _DISTINCT_SQL.values():

@@ -1,4 +1,4 @@
-"""Catalog reads the vector index needs at scale, as plain functions (candidates for Catalog methods).
+"""Catalog reads the vector index needs at scale: counted, streamed and sampled in bounded memory.
 
 Catalog.searchable_vectors loads every vector at once: fine for an exact index of 200k (400 MB), not
 for 10M (20 GB). These stream in id order, sample, and count, with bounded memory.
