@@ -34,12 +34,21 @@ def _clocked(fn):
 
 
 def _patch_photoseek() -> None:
-    from indexer import encoder
+    """Wrap the encoder the run will use, importing only that one: importing indexer.encoder (torch,
+    open_clip: seconds and ~600 MB) into an ONNX run would bill photoseek for what it does not load."""
+    import os
 
-    encoder.Encoder.encode_pixels = _clocked(encoder.Encoder.encode_pixels)
+    if os.environ.get("PHOTOSEEK_RUNTIME") == "torch":
+        from indexer import encoder
+
+        encoder.Encoder.encode_pixels = _clocked(encoder.Encoder.encode_pixels)
+        return
     try:
-        from indexer import onnx_towers
-    except ImportError:  # an older tree without the ONNX backend
+        from indexer import onnx_towers  # onnxruntime and numpy (~0.2 s), which an index run loads anyway
+    except ImportError:  # an older tree without the ONNX backend runs torch
+        from indexer import encoder
+
+        encoder.Encoder.encode_pixels = _clocked(encoder.Encoder.encode_pixels)
         return
     onnx_towers.OnnxImageTower.encode_pixels = _clocked(onnx_towers.OnnxImageTower.encode_pixels)
 
