@@ -85,3 +85,27 @@ print(summary.new, len(hits), sorted({{"torch", "open_clip"}} & set(sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().split(maxsplit=2) == ["20", "3", "[]"], out.stdout + out.stderr[-2000:]
+
+
+def test_a_tower_loaded_from_its_kept_optimised_graph_answers_as_the_first_load(onnx_library, library):
+    """The first load keeps onnxruntime's optimised graph beside the export (*.opt.onnx); later loads
+    read that one instead of optimising again, and must answer the same."""
+    from PIL import Image
+
+    from indexer.onnx_towers import OnnxImageTower, OnnxTextTower
+    from indexer.preprocess import fit_square
+
+    precision, onnx = onnx_library
+    folder = onnx.encoder().folder
+    for kept in folder.glob("*.opt.onnx"):
+        kept.unlink()
+    texts = ["a red circle", "a blue square on a grey background"]
+    first = OnnxTextTower(folder, 1, precision).encode_texts(texts)
+    assert list(folder.glob("text*.opt.onnx"))
+    again = OnnxTextTower(folder, 1, precision).encode_texts(texts)
+    assert np.allclose(first, again, atol=1e-6)
+    with Image.open(sorted(library.rglob("*.jpg"))[0]) as im:
+        pixels = fit_square(im.convert("RGB"), onnx.encoder().image_size)[None]
+    first = OnnxImageTower(folder, 1, precision).encode_pixels(pixels)
+    again = OnnxImageTower(folder, 1, precision).encode_pixels(pixels)
+    assert np.allclose(first, again, atol=1e-6)
