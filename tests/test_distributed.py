@@ -281,6 +281,10 @@ def test_watch_first_scan_and_reembed_on_the_cluster(tmp_path, cluster, library)
 
     root, data = tmp_path / "photos", tmp_path / "data"
     root.mkdir()
+    data.mkdir()
+    # fp32: int8's dynamic quantisation scales activations per batch, so the same photo embedded in
+    # other company (reembed plans its own batches) moves by ~2e-4 in cosine; fp32 does not.
+    (data / "photoseek.toml").write_text('onnx_precision = "fp32"\n')
     for i, src in enumerate(sorted(library.rglob("*.jpg"))[:30]):
         shutil.copy(src, root / f"p{i:02d}.jpg")
     ray = ["--ray", cluster.address]
