@@ -19,6 +19,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Every wait in the page waits on a condition; this deadline only bounds a broken one. 30 s (Playwright's
+# default) was too short for a generation step on a 2-core machine held busy by other work.
+WAIT_MS = 120_000
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 390, "height": 844}

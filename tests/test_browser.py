@@ -24,6 +24,7 @@ from tests.browser_helpers import (
     CHROMIUM_ARGS,
     DESKTOP,
     MOBILE,
+    WAIT_MS,
     drop_file,
     get_json,
     jpeg_bytes,
@@ -74,6 +75,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -216,7 +218,7 @@ def test_viewer_keyboard_navigation_and_more_like_this(page, site, manifest):
     assert not viewer.is_visible()
     # The dialog first gives focus back to the tile that opened it (1); its "close" event, a task
     # later, moves it to the photo last shown (0).
-    page.wait_for_function("() => document.activeElement?.dataset.index === '0'", timeout=2000)
+    page.wait_for_function("() => document.activeElement?.dataset.index === '0'")
     page.keyboard.press("Space")
     assert viewer.is_visible() and viewer.get_attribute("data-id") == str(ids[0])
 
@@ -404,6 +406,7 @@ def test_screenshots_desktop_and_mobile(browser, site):
         context = browser.new_context(
             viewport=viewport, device_scale_factor=1, is_mobile=label == "mobile", has_touch=label == "mobile"
         )
+        context.set_default_timeout(WAIT_MS)
         page = context.new_page()
         page.goto(f"{site}?q=a+green+star")
         wait_for_results(page)

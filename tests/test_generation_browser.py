@@ -19,6 +19,7 @@ from tests.browser_helpers import (
     CHROMIUM_ARGS,
     DESKTOP,
     MOBILE,
+    WAIT_MS,
     jpeg_bytes,
     wait_for_results,
 )
@@ -80,6 +81,7 @@ def screenshot(page, name: str) -> None:
 def page(browser, site):
     """A page of `site`; closed before the server stops (an open keep-alive would hold waitress up)."""
     context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(str(exc)))

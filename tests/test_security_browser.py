@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from indexer.toyworld import build_library
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, wait_for_results
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, WAIT_MS, wait_for_results
 from tests.conftest import index_library
 from tests.searchd_support import serve_library
 from tests.watch_support import wait_for
@@ -34,7 +34,6 @@ pytestmark = [
 
 TOKEN = "Tk-c0rrect-h0rse-battery-5taple"
 EVIL = "evil.example"
-WAIT_MS = 120_000  # a busy 2-core machine meets it
 
 
 # ---- the attacker's web server --------------------------------------------------------------------
@@ -161,6 +160,7 @@ def attacker():
 @pytest.fixture
 def context(browser):
     context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
     yield context
     context.close()
 

@@ -7,7 +7,15 @@ import threading
 
 import pytest
 
-from tests.browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DESKTOP, get_json, wait_for_results
+from tests.browser_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    WAIT_MS,
+    get_json,
+    wait_for_results,
+)
 from tests.conftest import library_for
 from tests.test_tags import index_with_tags
 
@@ -42,6 +50,7 @@ def page(site):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=DESKTOP)
+        page.set_default_timeout(WAIT_MS)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         yield page
