@@ -76,10 +76,21 @@ def build_tokenizer_json(bpe_gz: Path, out_path: Path) -> None:
 
 def clean_lower(text: str) -> str:
     """open_clip's clean='lower': fix mojibake, unescape html twice, collapse whitespace, lower case."""
-    import ftfy  # imported here: ~0.1 s, only paid by the first query
+    if not _needs_ftfy(text):  # what a typed query usually is: ftfy and html would leave it as it is
+        return " ".join(text.split()).lower()
+    import ftfy  # imported here: its import and first call cost a cold query ~0.13 s
 
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return " ".join(text.split()).strip().lower()
+
+
+def _needs_ftfy(text: str) -> bool:
+    """False for text ftfy.fix_text and html.unescape return unchanged, up to the whitespace that
+    clean_lower collapses anyway: ASCII (no mojibake, quotes or widths to fix) without an entity to
+    unescape and without the control characters and terminal escapes ftfy removes."""
+    if not text.isascii() or "&" in text:
+        return True
+    return any((c < " " and c not in "\t\n\r") or c == "\x7f" for c in text)
 
 
 class ClipTokenizer:

@@ -12,7 +12,6 @@ A caller never keeps a model across calls: it asks the cache each time, so an un
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import sys
@@ -153,9 +152,8 @@ def trim_heap() -> None:
     elsewhere a no-op). Cheap: searchd calls it after each burst of uploads."""
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _libc = ctypes.CDLL(name) if name else False
+        try:  # the process's own symbols, libc's among them (find_library would run ldconfig: ~40 ms)
+            _libc = ctypes.CDLL(None)
         except OSError:
             _libc = False
     if _libc and hasattr(_libc, "malloc_trim"):

@@ -6,19 +6,25 @@ cannot import searchd, so the top of the tree assembles the whole command set.
 
 from __future__ import annotations
 
-from generation.cli import fetch_vqgan_command, generate
 from indexer.cli import cli
-from indexer.tags.cli import classify, tags
-from indexer.watch.cli import status, watch
-from searchd.serve import serve
-from searchd.tokens import token
+
+# Imported when run (indexer/cli.py LazyGroup): a query or an index run never loads them.
+COMMANDS = {
+    "serve": "searchd.serve:serve",
+    "token": "searchd.tokens:token",
+    "watch": "indexer.watch.cli:watch",
+    "status": "indexer.watch.cli:status",
+    "classify": "indexer.tags.cli:classify",
+    "tags": "indexer.tags.cli:tags",
+    "generate": "generation.cli:generate",
+    "fetch-vqgan": "generation.cli:fetch_vqgan_command",
+}
 
 
 def build_cli():
     """Attach every feature's commands to the indexer's group (idempotent)."""
-    commands: list = [serve, token, watch, status, classify, tags, generate, fetch_vqgan_command]
-    for command in commands:
-        cli.add_command(command)
+    for name, target in COMMANDS.items():
+        cli.add_lazy(name, target)
     return cli
 
 

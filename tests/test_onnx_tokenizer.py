@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
-from indexer.clip_tokenizer import ClipTokenizer, build_tokenizer_json
+from indexer.clip_tokenizer import ClipTokenizer, _needs_ftfy, build_tokenizer_json
 
 VARIED = [
     "a dog",
@@ -90,6 +90,22 @@ def test_random_unicode_strings_equal_open_clips(tokenizers):
     got = ours(texts)
     assert got.dtype == np.int64 and got.shape == expected.shape
     mismatched = [t for t, a, b in zip(texts, expected, got, strict=True) if (a != b).any()]
+    assert not mismatched, mismatched[:5]
+
+
+def test_ascii_strings_equal_open_clips_with_and_without_ftfy(tokenizers):
+    """Plain ASCII skips ftfy (clip_tokenizer._needs_ftfy); entities, control characters and terminal
+    escapes still go through it: the ids equal open_clip's either way."""
+    ref, ours = tokenizers
+    rng = np.random.default_rng(5)
+    printable = [chr(i) for i in range(32, 127)] + ["\t", "\n", "\r", " ", " "]
+    every = [chr(i) for i in range(128)]
+    texts = ["".join(rng.choice(printable, size=int(rng.integers(0, 60)))) for _ in range(300)]
+    texts += ["".join(rng.choice(every, size=int(rng.integers(1, 30)))) for _ in range(100)]
+    texts += ["a \x1b[31mred\x1b[0m circle", "a\x0bb\x0cc", "rock &amp; roll", "x\x7fy"]
+    fast = [t for t in texts if not _needs_ftfy(t)]
+    assert len(fast) >= 150 and any(_needs_ftfy(t) for t in texts)
+    mismatched = [t for t, a, b in zip(texts, ref(texts).numpy(), ours(texts), strict=True) if (a != b).any()]
     assert not mismatched, mismatched[:5]
 
 
