@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import waitress
 from flask import Flask
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 
 
 @dataclass
@@ -77,7 +78,12 @@ class Served:
         # Closed from inside the loop's own thread (a trigger thunk): closing the sockets from here
         # could race with the loop's poll(). Every channel goes, not just the listening socket: a
         # browser keeps connections alive, and the loop runs until no channel is left.
+        # A channel's handle_close also closes its output buffers, among them a file being sent (a
+        # thumbnail): close_all alone closes only the socket and leaves the file to the GC.
         def close_all() -> None:
+            for channel in list(self.server._map.values()):
+                if isinstance(channel, HTTPChannel):
+                    channel.handle_close()
             wasyncore.close_all(self.server._map)
 
         try:
